@@ -1,0 +1,3 @@
+"""Repository-level pytest settings: the plugin's own tests use pytester."""
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,218 @@
+"""Chat client for OpenAI-compatible servers: plain and streamed replies, tool
+calls, reasoning content, usage, latency and retries."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from .options import GenerationSettings
+from .retry import is_retryable, retry_delay
+
+logger = logging.getLogger(__name__)
+
+# Sent when the key variable is unset: local servers (vLLM, SGLang, llama.cpp)
+# accept any key, and the SDK refuses to start without one.
+PLACEHOLDER_API_KEY = "EMPTY"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call from the model; `arguments` is the JSON text as sent."""
+
+    name: str
+    arguments: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """The assistant message of one completion, with its cost and timing."""
+
+    content: str | None
+    reasoning_content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "content": self.content,
+            "reasoning_content": self.reasoning_content,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                           for c in self.tool_calls],
+            "finish_reason": self.finish_reason,
+        }
+
+
+class ServerError(Exception):
+    """A request that failed for good: a non-retryable error or retries used up."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to send requests; the key is read from `api_key_env` when the client starts."""
+
+    model: str
+    base_url: str
+    api_key_env: str
+
+
+@dataclass
+class ChatClient:
+    """Sends chat completions with one retry policy; safe to share between threads."""
+
+    endpoint: Endpoint
+    gen: GenerationSettings = field(default_factory=GenerationSettings)
+    stream: bool = False
+    max_retries: int = 5
+
+    def __post_init__(self) -> None:
+        api_key = os.environ.get(self.endpoint.api_key_env) or PLACEHOLDER_API_KEY
+        self._openai = openai.OpenAI(
+            base_url=self.endpoint.base_url,
+            api_key=api_key,
+            max_retries=0,  # retries are ours, so every one is logged with its wait
+            timeout=self.gen.timeout if self.gen.timeout is not None else 600.0,
+        )
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+             ) -> ChatReply:
+        """Send one completion request, retrying what `is_retryable` allows."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                reply = self._send(messages, tools)
+            except (openai.OpenAIError, ValueError) as error:
+                if not is_retryable(error) or attempt > self.max_retries:
+                    raise ServerError(_describe(error, attempt)) from error
+                wait = retry_delay(error, attempt)
+                logger.warning(
+                    "retrying request to model %s after %s (retry %d of %d, waiting %.1f s)",
+                    self.endpoint.model, _describe(error), attempt, self.max_retries, wait)
+                time.sleep(wait)
+                continue
+            latency = time.monotonic() - started
+            return _with(reply, latency_s=latency, attempts=attempt)
+
+    def close(self) -> None:
+        self._openai.close()
+
+    def _send(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+              ) -> ChatReply:
+        kwargs: dict[str, Any] = {"model": self.endpoint.model, "messages": messages,
+                                  **self.gen.request}
+        if tools:
+            kwargs["tools"] = tools
+        if self.gen.extra_body:
+            kwargs["extra_body"] = dict(self.gen.extra_body)
+        if self.stream:
+            stream = self._openai.chat.completions.create(
+                stream=True, stream_options={"include_usage": True}, **kwargs)
+            return assemble_stream(stream)
+        completion = self._openai.chat.completions.create(**kwargs)
+        return parse_completion(completion)
+
+
+def parse_completion(completion: Any) -> ChatReply:
+    if not completion.choices:
+        raise ServerError("the server returned a completion without choices")
+    choice = completion.choices[0]
+    message = choice.message
+    calls = tuple(
+        ToolCall(call.function.name, call.function.arguments or "", call.id)
+        for call in (message.tool_calls or [])
+    )
+    usage = completion.usage
+    return ChatReply(
+        content=message.content,
+        reasoning_content=_reasoning(message),
+        tool_calls=calls,
+        finish_reason=choice.finish_reason,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+    )
+
+
+def assemble_stream(stream: Any) -> ChatReply:
+    """Join streamed deltas: text pieces, reasoning pieces and tool-call fragments by index."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    finish_reason = None
+    usage = None
+    for chunk in stream:
+        if getattr(chunk, "usage", None):
+            usage = chunk.usage
+        for choice in chunk.choices or []:
+            delta = choice.delta
+            if delta.content:
+                content.append(delta.content)
+            piece = _reasoning(delta)
+            if piece:
+                reasoning.append(piece)
+            for fragment in delta.tool_calls or []:
+                _merge_tool_call_fragment(calls, fragment)
+            if choice.finish_reason:
+                finish_reason = choice.finish_reason
+    return ChatReply(
+        content="".join(content) if content else None,
+        reasoning_content="".join(reasoning) if reasoning else None,
+        tool_calls=tuple(ToolCall(c["name"], c["arguments"], c["id"])
+                         for _, c in sorted(calls.items())),
+        finish_reason=finish_reason,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+    )
+
+
+def _merge_tool_call_fragment(calls: dict[int, dict[str, Any]], fragment: Any) -> None:
+    # The first fragment of a call carries its id and name; later ones carry
+    # only pieces of the arguments under the same index.
+    index = fragment.index if fragment.index is not None else len(calls)
+    call = calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
+    if fragment.id:
+        call["id"] = fragment.id
+    function = fragment.function
+    if function is not None:
+        if function.name:
+            call["name"] += function.name
+        if function.arguments:
+            call["arguments"] += function.arguments
+
+
+def _reasoning(message: Any) -> str | None:
+    # DeepSeek, Qwen (DashScope) and SGLang send `reasoning_content`; newer
+    # vLLM releases send `reasoning`. Neither is in the SDK's typed model.
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _describe(error: BaseException, attempts: int | None = None) -> str:
+    status = getattr(error, "status_code", None)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if len(text) > 300:
+        text = text[:300] + "..."
+    described = f"HTTP {status}: {text}" if status else f"{type(error).__name__}: {text}"
+    if attempts is not None and attempts > 1:
+        described += f" (after {attempts} attempts)"
+    return described
+
+
+def _with(reply: ChatReply, **changes: Any) -> ChatReply:
+    from dataclasses import replace
+
+    return replace(reply, **changes)

@@ -1,0 +1,315 @@
+"""Command-line options and ini settings, parsed into one frozen RunConfig."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import pytest
+
+DEFAULT_REPORT_DIR = "modeleval-report"
+DEFAULT_CONCURRENCY = 8
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+# Generation settings the Chat Completions API accepts as top-level arguments.
+# Any other --gen key (top_k, repetition_penalty, enable_thinking, ...) goes in
+# `extra_body`, which vLLM, SGLang and DashScope read.
+OPENAI_GEN_KEYS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "parallel_tool_calls",
+        "seed",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "n",
+        "reasoning_effort",
+        "response_format",
+        "tool_choice",
+        "user",
+    }
+)
+# Client-side settings given with --gen but not sent in the request body.
+CLIENT_GEN_KEYS = frozenset({"timeout"})
+
+BfclMode = Literal["fc", "prompt"]
+_THRESHOLD_RE = re.compile(
+    r"^\s*(?P<benchmark>[A-Za-z0-9_.-]+)/(?P<target>[^<>=!\s]+)\s*(?P<op>>=|<=|==|>|<)\s*(?P<bound>\S+)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A pass/fail bound on one subset or roll-up score, such as ``bfcl_v3/simple>=0.9``."""
+
+    expression: str
+    benchmark: str
+    target: str
+    op: str
+    bound: float
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampling settings: `request` goes into each request, `extra_body` beside it."""
+
+    request: dict[str, Any] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        merged = {**self.request, **self.extra_body}
+        if self.timeout is not None:
+            merged["timeout"] = self.timeout
+        return merged
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run is configured with; never holds the API key itself."""
+
+    model: str | None
+    base_url: str | None
+    api_key_env: str
+    concurrency: int
+    max_retries: int
+    limit: int | None
+    gen: GenerationSettings
+    stream: bool
+    bfcl_mode: BfclMode
+    bfcl_underscore_to_dot: bool
+    thresholds: tuple[Threshold, ...]
+    report_dir: str
+
+    def public_dict(self) -> dict[str, Any]:
+        """Return the settings for results.json: names of secrets, never their values."""
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "concurrency": self.concurrency,
+            "max_retries": self.max_retries,
+            "limit": self.limit,
+            "gen": self.gen.as_dict(),
+            "stream": self.stream,
+            "bfcl_mode": self.bfcl_mode,
+            "bfcl_underscore_to_dot": self.bfcl_underscore_to_dot,
+            "thresholds": [threshold.expression for threshold in self.thresholds],
+            "report_dir": self.report_dir,
+        }
+
+
+# --- value parsers: each raises ValueError with a message naming the value and the fix ---
+
+
+def parse_positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"invalid value {text!r}: expected a positive integer such as 8")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"invalid value {text!r}: expected an integer >= 0 such as 5")
+    return value
+
+
+def parse_bfcl_mode(text: str) -> BfclMode:
+    if text not in ("fc", "prompt"):
+        raise ValueError(f"invalid value {text!r}: expected 'fc' (native tools) or 'prompt'")
+    return text  # type: ignore[return-value]
+
+
+def parse_gen_item(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE``; VALUE is read as JSON (0.7, true, [1]) and else kept as text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ValueError(f"invalid value {text!r}: expected KEY=VALUE such as temperature=0.7")
+    try:
+        import json
+
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    if key == "timeout" and (not isinstance(value, (int, float)) or value <= 0):
+        raise ValueError(f"invalid value {text!r}: timeout is a number of seconds > 0")
+    return key, value
+
+
+def parse_threshold(text: str) -> Threshold:
+    match = _THRESHOLD_RE.match(text)
+    bound: float | None = None
+    if match:
+        try:
+            bound = float(match["bound"])
+        except ValueError:
+            bound = None
+    if match is None or bound is None:
+        raise ValueError(
+            f"invalid threshold {text!r}: expected BENCHMARK/SUBSET OP NUMBER "
+            "such as bfcl_v3/simple>=0.9 (OP is one of >=, >, <=, <, ==)"
+        )
+    return Threshold(text.strip(), match["benchmark"], match["target"], match["op"], bound)
+
+
+def build_generation_settings(items: list[tuple[str, Any]]) -> GenerationSettings:
+    request: dict[str, Any] = {}
+    extra_body: dict[str, Any] = {}
+    timeout: float | None = None
+    for key, value in items:
+        if key in CLIENT_GEN_KEYS:
+            timeout = float(value)
+        elif key in OPENAI_GEN_KEYS:
+            request[key] = value
+        else:
+            extra_body[key] = value
+    return GenerationSettings(request, extra_body, timeout)
+
+
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap a parser so argparse prints its message as a one-line usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+# --- registration ---
+
+
+def register(parser: pytest.Parser) -> None:
+    group = parser.getgroup("modeleval", "LLM benchmarks (pytest-modeleval)")
+
+    def add(name: str, ini_type: str | None, help_text: str, **kwargs: Any) -> None:
+        group.addoption(name, dest=_dest(name), help=help_text, **kwargs)
+        if ini_type is not None:
+            # default=None tells "not set" apart from an explicit false for bools.
+            parser.addini(_ini(name), f"default for {name}", type=ini_type,  # type: ignore[arg-type]
+                          default=None if ini_type == "bool" else _INI_DEFAULTS[ini_type])
+
+    add("--model", "string", "model name sent to the server; without it benchmarks collect nothing",
+        metavar="NAME")
+    add("--base-url", "string", f"OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+        f"(default: ${BASE_URL_ENV})", metavar="URL")
+    add("--api-key-env", "string", "name of the environment variable that holds the API key "
+        f"(default: {DEFAULT_API_KEY_ENV}); the key itself is never read from the command line",
+        metavar="VAR")
+    add("--concurrency", "string", "requests in flight per process (EvalScope eval_batch_size; "
+        f"default: {DEFAULT_CONCURRENCY})", metavar="N", type=_argparse_type(parse_positive_int))
+    add("--max-retries", "string", "retries of a request after 429, 5xx or a connection error "
+        f"(default: {DEFAULT_MAX_RETRIES})", metavar="N",
+        type=_argparse_type(parse_non_negative_int))
+    add("--limit", "string", "run only the first N samples of each subset (default: all)",
+        metavar="N", type=_argparse_type(parse_positive_int))
+    add("--gen", "linelist", "generation setting, repeatable: temperature, top_p, max_tokens, "
+        "parallel_tool_calls, seed, timeout (seconds); other keys such as top_k go in extra_body",
+        metavar="KEY=VALUE", action="append", type=_argparse_type(parse_gen_item))
+    add("--stream", "bool", "request streamed replies (default: off)", action="store_true",
+        default=None)
+    add("--bfcl-mode", "string", "BFCL: 'fc' sends native tools, 'prompt' asks for calls in text "
+        "with bfcl-eval's system prompt (EvalScope is_fc_model; default: fc)",
+        metavar="fc|prompt", type=_argparse_type(parse_bfcl_mode))
+    group.addoption("--bfcl-underscore-to-dot", dest="modeleval_bfcl_underscore_to_dot",
+                    action=argparse.BooleanOptionalAction, default=None,
+                    help="BFCL: send dotted function names such as math.factorial as "
+                    "math_factorial and map calls back (default: on)")
+    parser.addini("modeleval_bfcl_underscore_to_dot", "default for --bfcl-underscore-to-dot",
+                  type="bool", default=None)
+    add("--threshold", "linelist", "gate, repeatable: BENCHMARK/SUBSET OP NUMBER such as "
+        "bfcl_v3/simple>=0.9 or bfcl_v3/OVERALL>=0.7; any threshold makes the exit status 0 "
+        "when all pass and 1 otherwise", metavar="EXPR", action="append",
+        type=_argparse_type(parse_threshold))
+    add("--report-dir", "string", "folder for results.json, report.md and report.html "
+        f"(default: ./{DEFAULT_REPORT_DIR})", metavar="DIR")
+
+
+_INI_DEFAULTS: dict[str, Any] = {"string": "", "linelist": []}
+
+
+def _dest(name: str) -> str:
+    return "modeleval_" + name.lstrip("-").replace("-", "_")
+
+
+def _ini(name: str) -> str:
+    return _dest(name)
+
+
+# --- parsing ---
+
+
+def load_run_config(config: pytest.Config) -> RunConfig:
+    """Merge command line over ini over defaults; raise pytest.UsageError on a bad ini value."""
+    gen_items = config.getoption("modeleval_gen") or [
+        _from_ini("--gen", line, parse_gen_item) for line in config.getini("modeleval_gen")
+    ]
+    thresholds = config.getoption("modeleval_threshold") or [
+        _from_ini("--threshold", line, parse_threshold)
+        for line in config.getini("modeleval_threshold")
+    ]
+    return RunConfig(
+        model=_setting(config, "--model") or None,
+        base_url=_setting(config, "--base-url") or os.environ.get(BASE_URL_ENV) or None,
+        api_key_env=_setting(config, "--api-key-env") or DEFAULT_API_KEY_ENV,
+        concurrency=_setting(config, "--concurrency", parse_positive_int) or DEFAULT_CONCURRENCY,
+        max_retries=_max_retries(config),
+        limit=_setting(config, "--limit", parse_positive_int),
+        gen=build_generation_settings(gen_items),
+        stream=_flag(config, "--stream", default=False),
+        bfcl_mode=_setting(config, "--bfcl-mode", parse_bfcl_mode) or "fc",
+        bfcl_underscore_to_dot=_flag(config, "--bfcl-underscore-to-dot", default=True),
+        thresholds=tuple(thresholds),
+        report_dir=_setting(config, "--report-dir") or DEFAULT_REPORT_DIR,
+    )
+
+
+def _setting(config: pytest.Config, name: str, parse: Callable[[str], Any] | None = None) -> Any:
+    value = config.getoption(_dest(name))
+    if value is not None:
+        return value
+    raw = config.getini(_ini(name))
+    if not raw:
+        return None
+    return _from_ini(name, raw, parse) if parse else raw
+
+
+def _max_retries(config: pytest.Config) -> int:
+    value = _setting(config, "--max-retries", parse_non_negative_int)
+    return DEFAULT_MAX_RETRIES if value is None else value
+
+
+def _flag(config: pytest.Config, name: str, default: bool) -> bool:
+    value = config.getoption(_dest(name))
+    if value is not None:
+        return bool(value)
+    value = config.getini(_ini(name))
+    return default if value is None else bool(value)
+
+
+def _from_ini(name: str, raw: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise pytest.UsageError(f"{_ini(name)} in the ini file: {error}") from None

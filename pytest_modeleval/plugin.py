@@ -1,0 +1,233 @@
+"""pytest hooks of pytest-modeleval, in the order a run meets them.
+
+configure -> generate_tests (one item per sample) -> collection_finish (start
+the background pipeline in run order) -> each item: the `graded` fixture waits
+for its reply and grades it -> makereport (record into user_properties) ->
+logreport on the controller (collect records) -> sessionfinish (aggregate,
+gates, reports) -> terminal_summary (table).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import options
+from .results import RECORD_PROPERTY, SampleRecord
+from .run import Graded, ModelevalRun, SampleServerError, SampleWrong
+from .suites import Sample
+
+RUN_KEY = pytest.StashKey[ModelevalRun]()
+RECORD_KEY = pytest.StashKey[SampleRecord]()
+MARKER = "modeleval"
+CASE_FIXTURE = "modeleval_case"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.register(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}(benchmark): one item per sample of the named benchmark, "
+        "e.g. @pytest.mark.modeleval('bfcl_v3')")
+    run_config = options.load_run_config(config)
+    _check_run_config(run_config)
+    run = ModelevalRun(run_config)
+    config.stash[RUN_KEY] = run
+    if run_config.model:
+        config.pluginmanager.register(EvaluationSession(config, run), "modeleval-session")
+        if config.pluginmanager.has_plugin("xdist"):
+            config.pluginmanager.register(XdistHooks(), "modeleval-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+        del config.stash[RUN_KEY]
+    for name in ("modeleval-session", "modeleval-xdist"):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin, name)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    run = metafunc.config.stash.get(RUN_KEY, None)
+    if marker is None or run is None or not run.config.model:
+        return
+    benchmark = _marker_benchmark(marker)
+    try:
+        samples = run.samples(benchmark)
+    except (ImportError, KeyError, ValueError) as error:
+        pytest.fail(str(error.args[0] if error.args else error), pytrace=False)
+    metafunc.parametrize(CASE_FIXTURE, samples, ids=[f"{s.subset}/{s.sample_id}" for s in samples],
+                         indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = config.stash[RUN_KEY]
+    if run.config.model:
+        return
+    benchmark_items = [item for item in items if item.get_closest_marker(MARKER)]
+    if benchmark_items:
+        run.deselected_without_model = len(benchmark_items)
+        items[:] = [item for item in items if not item.get_closest_marker(MARKER)]
+        config.hook.pytest_deselected(items=benchmark_items)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    run = config.stash[RUN_KEY]
+    if not run.deselected_without_model:
+        return None
+    return (f"modeleval: {run.deselected_without_model} benchmark test(s) deselected because "
+            "--model is not set; run e.g. pytest --model NAME --base-url URL -k bfcl")
+
+
+@pytest.fixture
+def modeleval_case(request: pytest.FixtureRequest) -> Sample:
+    """The benchmark sample of this item."""
+    return request.param
+
+
+@pytest.fixture
+def graded(request: pytest.FixtureRequest, modeleval_case: Sample) -> Graded:
+    """The graded reply of this item's sample; server failures raise as errors."""
+    run = request.config.stash[RUN_KEY]
+    record = run.grade_item(request.node.nodeid, modeleval_case)
+    request.node.stash[RECORD_KEY] = record
+    if record.outcome == "error":
+        raise SampleServerError(record.explanation)
+    return Graded(record)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Any:
+    report = yield
+    record = item.stash.get(RECORD_KEY, None)
+    if record is None or call.when == "teardown":
+        return report
+    if call.when == "call" or report.failed:
+        report.user_properties.append((RECORD_PROPERTY, record.to_dict()))
+    if call.excinfo is not None and call.excinfo.errisinstance((SampleWrong, SampleServerError)):
+        kind = "wrong" if call.excinfo.errisinstance(SampleWrong) else "server error"
+        report.longrepr = f"{record.benchmark}/{record.subset} {record.sample_id}: {kind}: " \
+            f"{record.explanation}"
+    return report
+
+
+class XdistHooks:
+    """Hooks that exist only when pytest-xdist is loaded."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getoption("dist") != "load":
+            return None
+        from .sharding import make_partition_scheduler
+
+        return make_partition_scheduler(config, log)
+
+
+class EvaluationSession:
+    """Hooks active when --model is set: pipeline start, records, aggregation, reports."""
+
+    def __init__(self, config: pytest.Config, run: ModelevalRun) -> None:
+        self.config = config
+        self.run = run
+        self.is_worker = hasattr(config, "workerinput")
+        self.report_paths: list[Path] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if _is_xdist_controller(self.config):
+            return
+        planned = [(item.nodeid, sample) for item in _own_items(session)
+                   if (sample := _sample_of(item)) is not None]
+        self.run.start_pipeline(planned)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == RECORD_PROPERTY:
+                self.run.records[report.nodeid] = value
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        from .gates import evaluate_thresholds
+        from .report import write_reports
+        from .results import build_document
+
+        samples = list(self.run.records.values())
+        if not samples and not self.run.config.thresholds:
+            return
+        config = self.run.config
+        document = build_document(samples, config.public_dict(),
+                                  time.monotonic() - self.run.started)
+        document["thresholds"] = evaluate_thresholds(config.thresholds, document)
+        self.run.document = document
+        self.report_paths = write_reports(document, Path(config.report_dir))
+        if config.thresholds and exitstatus in (pytest.ExitCode.OK,
+                                                pytest.ExitCode.TESTS_FAILED):
+            passed = all(row["passed"] for row in document["thresholds"])
+            session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.run.document is None:
+            return
+        from .summary import write_summary
+
+        write_summary(terminalreporter, self.run.document, self.report_paths)
+
+
+# --- helpers ---
+
+
+def _check_run_config(run_config: options.RunConfig) -> None:
+    from .gates import validate_threshold
+
+    for threshold in run_config.thresholds:
+        problem = validate_threshold(threshold)
+        if problem:
+            raise pytest.UsageError(problem)
+    if run_config.model and not run_config.base_url:
+        raise pytest.UsageError(
+            f"--model {run_config.model} needs a server: pass --base-url URL "
+            f"(e.g. http://127.0.0.1:8000/v1) or set {options.BASE_URL_ENV}")
+
+
+def _marker_benchmark(marker: pytest.Mark) -> str:
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes one benchmark name, "
+                                f"e.g. @pytest.mark.{MARKER}('bfcl_v3')")
+    return marker.args[0]
+
+
+def _sample_of(item: pytest.Item) -> Sample | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    sample = callspec.params.get(CASE_FIXTURE)
+    return sample if isinstance(sample, Sample) else None
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.has_plugin("dsession")
+
+
+def _own_items(session: pytest.Session) -> list[pytest.Item]:
+    """Return the items this process will run, in order, as far as it can know."""
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is None:
+        return list(session.items)
+    from .sharding import partition, worker_slot
+
+    if session.config.getoption("dist") != "load":
+        return []  # another scheduler decides; items fetch their replies on demand
+    count = int(workerinput["workercount"])
+    slot = worker_slot(workerinput["workerid"], count)
+    return partition(session.items, slot, count) if slot is not None else []

@@ -1,0 +1,166 @@
+"""Self-contained HTML report with run details, scores, thresholds and every sample."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_modeleval.report.markdown import format_bound, redact_url, threshold_result
+from pytest_modeleval.report.table import (
+    COLUMNS,
+    MISSING,
+    RIGHT_ALIGNED_COLUMNS,
+    as_dict,
+    dict_items,
+    format_count,
+    format_score,
+    format_text,
+    is_number,
+    model_name,
+    partial_rollup_notes,
+    rollup_rows,
+    subset_rows,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "report.html.j2"
+# Outcomes the stylesheet has a class for. Other values are shown but not styled.
+KNOWN_OUTCOMES = frozenset({"correct", "wrong", "error", "unscored"})
+TOTALS_FIELDS = (
+    ("Samples", "samples"),
+    ("Correct", "correct"),
+    ("Wrong", "wrong"),
+    ("Errors", "errors"),
+    ("Unscored", "unscored"),
+    ("Prompt tokens", "prompt_tokens"),
+    ("Completion tokens", "completion_tokens"),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    # Imported here so that importing the report package does not load Jinja2.
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(document: dict[str, Any]) -> str:
+    """Render the results document as one HTML page with no external resources.
+
+    Every string from the document is autoescaped by Jinja2.
+    """
+    template = _environment().get_template(TEMPLATE_NAME)
+    return template.render(_context(document))
+
+
+def _context(document: dict[str, Any]) -> dict[str, Any]:
+    config = as_dict(document.get("config"))
+    return {
+        "model": model_name(document),
+        "base_url": _config_value(config.get("base_url")),
+        "created_at": format_text(document.get("created_at")),
+        "config": [(str(key), _config_value(value)) for key, value in config.items()],
+        "versions": [(str(name), format_text(version))
+                     for name, version in as_dict(document.get("versions")).items()],
+        "totals": _totals(as_dict(document.get("totals"))),
+        "columns": COLUMNS,
+        "right_aligned": [column in RIGHT_ALIGNED_COLUMNS for column in COLUMNS],
+        "subset_rows": subset_rows(document),
+        "rollup_rows": rollup_rows(document),
+        "partial_notes": partial_rollup_notes(document),
+        "thresholds": [_threshold(item) for item in dict_items(document.get("thresholds"))],
+        "samples": [_sample(item) for item in dict_items(document.get("samples"))],
+    }
+
+
+def _config_value(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return redact_url(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _seconds(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if is_number(value) else MISSING
+
+
+def _totals(totals: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [(label, format_count(totals.get(key))) for label, key in TOTALS_FIELDS]
+    rows.append(("Mean latency (s)", _seconds(totals.get("mean_latency_s"), 3)))
+    rows.append(("Wall time (s)", _seconds(totals.get("wall_s"), 1)))
+    return rows
+
+
+def _threshold(threshold: dict[str, Any]) -> dict[str, str]:
+    result = threshold_result(threshold)
+    return {
+        "expression": format_text(threshold.get("expression")),
+        "value": format_score(threshold.get("value")),
+        "bound": format_bound(threshold.get("op"), threshold.get("bound")),
+        "result": result,
+        "result_class": {"PASS": "pass", "FAIL": "fail"}.get(result, ""),
+    }
+
+
+def _sample(sample: dict[str, Any]) -> dict[str, Any]:
+    outcome = format_text(sample.get("outcome"))
+    prompt_tokens = format_count(sample.get("prompt_tokens"))
+    completion_tokens = format_count(sample.get("completion_tokens"))
+    return {
+        "benchmark": format_text(sample.get("benchmark")),
+        "subset": format_text(sample.get("subset")),
+        "sample_id": format_text(sample.get("sample_id")),
+        "repeat": format_count(sample.get("repeat")),
+        "outcome": outcome,
+        "outcome_class": outcome if outcome in KNOWN_OUTCOMES else "other",
+        "score": format_score(sample.get("score")),
+        "latency": _seconds(sample.get("latency_s"), 2),
+        "tokens": f"{prompt_tokens} / {completion_tokens}",
+        "explanation": format_text(sample.get("explanation")),
+        "reply": _reply(sample.get("reply")),
+    }
+
+
+def _reply(reply: Any) -> dict[str, Any] | None:
+    if not isinstance(reply, dict):
+        return None
+    content = reply.get("content")
+    reasoning = reply.get("reasoning_content")
+    return {
+        "content": content if isinstance(content, str) and content else None,
+        "reasoning": reasoning if isinstance(reasoning, str) and reasoning else None,
+        "tool_calls": [_tool_call(call) for call in dict_items(reply.get("tool_calls"))],
+    }
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, str]:
+    # Accept the OpenAI wire shape {"function": {"name", "arguments"}} as well as the flat one.
+    function = call.get("function")
+    if isinstance(function, dict):
+        call = function
+    return {"name": format_text(call.get("name")), "arguments": _arguments(call.get("arguments"))}
+
+
+def _arguments(arguments: Any) -> str:
+    """Pretty-print tool-call arguments, keeping strings that are not valid JSON as they are."""
+    if arguments is None:
+        return MISSING
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return arguments
+    return json.dumps(arguments, ensure_ascii=False, indent=2, default=str)

@@ -1,0 +1,181 @@
+"""Markdown report: run summary, score table, thresholds and sample counts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytest_modeleval.report.table import (
+    COLUMNS,
+    RIGHT_ALIGNED_COLUMNS,
+    as_dict,
+    dict_items,
+    format_count,
+    format_score,
+    format_text,
+    is_number,
+    model_name,
+    partial_rollup_notes,
+    rollup_rows,
+    subset_rows,
+)
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def escape_markdown(value: Any) -> str:
+    """Escape text for a GitHub-flavoured Markdown table cell or inline text.
+
+    Backslash-escaping ``<`` keeps data from opening HTML tags or autolinks, and
+    escaping ``|`` keeps it from splitting a table cell.
+    """
+    text = str(value)
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
+    return _LINE_BREAK.sub("<br>", text)
+
+
+def url_host(url: Any) -> str | None:
+    """Return ``host[:port]`` of a URL, without user info, path or query, or None if unparsable."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"
+
+
+def redact_url(url: str) -> str:
+    """Drop user info, query and fragment from a URL. Other strings are returned unchanged."""
+    host = url_host(url)
+    if host is None:
+        return url
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def format_bound(op: Any, bound: Any) -> str:
+    """Format a threshold comparison such as ``>= 0.9``."""
+    bound_text = f"{bound:g}" if is_number(bound) else format_text(bound)
+    return f"{format_text(op)} {bound_text}"
+
+
+def threshold_result(threshold: dict[str, Any]) -> str:
+    passed = threshold.get("passed")
+    if passed is True:
+        return "PASS"
+    if passed is False:
+        return "FAIL"
+    return "-"
+
+
+def _table(
+    headers: list[str], right_aligned: set[str] | frozenset[str], rows: list[list[str]]
+) -> list[str]:
+    alignments = ["---:" if header in right_aligned else "---" for header in headers]
+    lines = [
+        "| " + " | ".join(escape_markdown(header) for header in headers) + " |",
+        "| " + " | ".join(alignments) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(escape_markdown(cell) for cell in row) + " |")
+    return lines
+
+
+def _run_line(document: dict[str, Any]) -> str:
+    totals = as_dict(document.get("totals"))
+    host = url_host(as_dict(document.get("config")).get("base_url"))
+    wall_s = totals.get("wall_s")
+    wall = f"{wall_s:.1f} s" if is_number(wall_s) else "-"
+    return (
+        f"Run {escape_markdown(format_text(document.get('created_at')))}"
+        f" against {escape_markdown(format_text(host))}:"
+        f" {format_count(totals.get('samples'))} samples,"
+        f" {format_count(totals.get('errors'))} errors,"
+        f" wall time {wall}."
+    )
+
+
+def _versions_line(document: dict[str, Any]) -> list[str]:
+    versions = as_dict(document.get("versions"))
+    if not versions:
+        return []
+    parts = [f"{escape_markdown(name)} {escape_markdown(format_text(version))}"
+             for name, version in versions.items()]
+    return ["", "Versions: " + ", ".join(parts) + "."]
+
+
+def _scores_section(document: dict[str, Any]) -> list[str]:
+    rows = subset_rows(document) + rollup_rows(document)
+    lines = ["## Scores", ""]
+    lines.extend(_table(list(COLUMNS), RIGHT_ALIGNED_COLUMNS, rows))
+    lines.extend(["", "Roll-up rows follow the subset rows and have no Cat.0 value."])
+    return lines
+
+
+def _partial_section(document: dict[str, Any]) -> list[str]:
+    notes = partial_rollup_notes(document)
+    if not notes:
+        return []
+    lines = ["", "### Partial roll-ups", ""]
+    lines.append("These roll-ups are computed over the subsets that ran, so their scores "
+                 "are not comparable with full runs.")
+    lines.append("")
+    lines.extend(f"- {escape_markdown(note)}" for note in notes)
+    return lines
+
+
+def _thresholds_section(document: dict[str, Any]) -> list[str]:
+    thresholds = dict_items(document.get("thresholds"))
+    if not thresholds:
+        return []
+    rows = [
+        [
+            format_text(threshold.get("expression")),
+            format_score(threshold.get("value")),
+            format_bound(threshold.get("op"), threshold.get("bound")),
+            threshold_result(threshold),
+        ]
+        for threshold in thresholds
+    ]
+    lines = ["", "## Thresholds", ""]
+    lines.extend(_table(["Threshold", "Value", "Bound", "Result"], {"Value"}, rows))
+    return lines
+
+
+def _samples_section(document: dict[str, Any]) -> list[str]:
+    totals = as_dict(document.get("totals"))
+    lines = ["", "## Samples", ""]
+    for label, key in (
+        ("Samples", "samples"),
+        ("Correct", "correct"),
+        ("Wrong", "wrong"),
+        ("Errors", "errors"),
+        ("Unscored", "unscored"),
+        ("Prompt tokens", "prompt_tokens"),
+        ("Completion tokens", "completion_tokens"),
+    ):
+        lines.append(f"- {label}: {escape_markdown(format_count(totals.get(key)))}")
+    latency = totals.get("mean_latency_s")
+    lines.append(f"- Mean latency: {f'{latency:.3f} s' if is_number(latency) else '-'}")
+    return lines
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    """Render the results document as a GitHub-flavoured Markdown report."""
+    title = f"# modeleval report: {escape_markdown(model_name(document))}"
+    lines = [title, "", _run_line(document)]
+    lines.extend(_versions_line(document))
+    lines.append("")
+    lines.extend(_scores_section(document))
+    lines.extend(_partial_section(document))
+    lines.extend(_thresholds_section(document))
+    lines.extend(_samples_section(document))
+    return "\n".join(lines) + "\n"

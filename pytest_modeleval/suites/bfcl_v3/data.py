@@ -1,0 +1,76 @@
+"""BFCL v3 subsets: names, categories, and loading from the bfcl-eval package."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ._bfcl import INSTALL_LINE, BfclMissingError
+
+# v3 subset name -> file stem in bfcl-eval's data folder (BFCL_v4_<stem>.json).
+FILE_STEMS = {
+    "simple": "simple_python",
+    "multiple": "multiple",
+    "parallel": "parallel",
+    "parallel_multiple": "parallel_multiple",
+    "java": "simple_java",
+    "javascript": "simple_javascript",
+    "live_simple": "live_simple",
+    "live_multiple": "live_multiple",
+    "live_parallel": "live_parallel",
+    "live_parallel_multiple": "live_parallel_multiple",
+    "irrelevance": "irrelevance",
+    "live_relevance": "live_relevance",
+    "live_irrelevance": "live_irrelevance",
+}
+SUBSETS = tuple(FILE_STEMS)
+
+CATEGORIES = {
+    **dict.fromkeys(("simple", "multiple", "parallel", "parallel_multiple", "java",
+                     "javascript"), "AST_NON_LIVE"),
+    **dict.fromkeys(("live_simple", "live_multiple", "live_parallel",
+                     "live_parallel_multiple"), "AST_LIVE"),
+    **dict.fromkeys(("irrelevance", "live_relevance", "live_irrelevance"), "RELEVANCE"),
+}
+RELEVANCE_SUBSETS = frozenset(("irrelevance", "live_relevance", "live_irrelevance"))
+
+
+@dataclass(frozen=True)
+class BfclCase:
+    """One BFCL entry: the prompt record and, for AST subsets, its possible answers."""
+
+    entry: dict[str, Any]
+    possible_answer: list[dict[str, Any]] | None
+
+
+def load_subset(subset: str, limit: int | None) -> list[BfclCase]:
+    """Read a subset's entries (and possible answers), in file order."""
+    stem = FILE_STEMS[subset]
+    entries = _read_jsonl(f"BFCL_v4_{stem}.json", limit)
+    if subset in RELEVANCE_SUBSETS:
+        return [BfclCase(entry, None) for entry in entries]
+    answers = _read_jsonl(f"possible_answer/BFCL_v4_{stem}.json", limit)
+    if len(answers) != len(entries):
+        raise ValueError(f"bfcl-eval data for {subset}: {len(entries)} entries but "
+                         f"{len(answers)} possible answers; reinstall with: {INSTALL_LINE}")
+    # bfcl-eval pairs entries with answers by position, as its own runner does.
+    return [BfclCase(entry, answer["ground_truth"]) for entry, answer in zip(entries, answers)]
+
+
+def _read_jsonl(relative_path: str, limit: int | None) -> list[dict[str, Any]]:
+    try:
+        path = resources.files("bfcl_eval").joinpath("data", *relative_path.split("/"))
+        text = path.read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as error:
+        raise BfclMissingError(
+            f"BFCL data not found ({error}); install it with: {INSTALL_LINE}") from None
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        records.append(json.loads(line))
+        if limit is not None and len(records) >= limit:
+            break
+    return records

@@ -1,0 +1,446 @@
+"""Tests for the terminal table, Markdown and HTML renderers and write_reports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_modeleval.report import (
+    display_width,
+    format_table,
+    render_html,
+    render_markdown,
+    write_reports,
+)
+
+SCRIPT_CONTENT = "<script>alert(1)</script>"
+
+
+def _sample(subset: str, sample_id: str, outcome: str, **overrides: Any) -> dict[str, Any]:
+    sample = {
+        "benchmark": "bfcl_v3",
+        "subset": subset,
+        "sample_id": sample_id,
+        "repeat": 0,
+        "outcome": outcome,
+        "score": 1.0 if outcome == "correct" else 0.0,
+        "category": "AST_NON_LIVE",
+        "latency_s": 0.41,
+        "prompt_tokens": 120,
+        "completion_tokens": 12,
+        "explanation": "",
+        "reply": {
+            "content": None,
+            "reasoning_content": None,
+            "tool_calls": [{"name": "math.factorial", "arguments": "{\"number\": 5}"}],
+        },
+    }
+    sample.update(overrides)
+    return sample
+
+
+@pytest.fixture
+def document() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "created_at": "2026-12-04T20:30:00+00:00",
+        "model": "通义千问-plus",
+        "config": {
+            "model": "通义千问-plus",
+            "base_url": "http://user:pw@127.0.0.1:8000/v1?api-version=preview",
+            "api_key_env": "OPENAI_API_KEY",
+            "concurrency": 32,
+            "limit": None,
+            "gen": {"temperature": 0.0},
+            "stream": False,
+            "bfcl_mode": "fc",
+            "bfcl_underscore_to_dot": True,
+            "thresholds": ["bfcl_v3/simple>=0.9", "bfcl_v3/OVERALL>=0.8"],
+            "report_dir": "modeleval-report",
+        },
+        "versions": {"pytest_modeleval": "0.1.0", "bfcl_eval": "2026.3.23", "python": "3.11.7"},
+        "subsets": [
+            {"benchmark": "bfcl_v3", "subset": "simple", "metric": "accuracy", "num": 400,
+             "score": 0.9325, "category": "AST_NON_LIVE", "correct": 373, "wrong": 25,
+             "errors": 2, "unscored": 0},
+            {"benchmark": "bfcl_v3", "subset": "中华文化", "metric": "accuracy", "num": 3,
+             "score": 2 / 3, "category": "文化", "correct": 2, "wrong": 1, "errors": 0,
+             "unscored": 0},
+            {"benchmark": "bfcl_v3", "subset": "irrelevance", "metric": "accuracy", "num": None,
+             "score": None, "category": "RELEVANCE", "correct": 0, "wrong": 0, "errors": 0,
+             "unscored": 0},
+        ],
+        "rollups": [
+            {"benchmark": "bfcl_v3", "name": "AST_NON_LIVE", "metric": "accuracy", "num": 403,
+             "score": 0.93, "partial": False, "missing": []},
+            {"benchmark": "bfcl_v3", "name": "OVERALL", "metric": "accuracy", "num": 403,
+             "score": 0.5123, "partial": True,
+             "missing": ["multi_turn_base", "live_simple"]},
+            {"benchmark": "bfcl_v3", "name": "MULTI_TURN", "metric": "accuracy", "num": 0,
+             "score": None, "partial": True, "missing": ["multi_turn_base"]},
+        ],
+        "thresholds": [
+            {"expression": "bfcl_v3/simple>=0.9", "benchmark": "bfcl_v3", "target": "simple",
+             "op": ">=", "bound": 0.9, "value": 0.9325, "passed": True},
+            {"expression": "bfcl_v3/OVERALL>=0.8", "benchmark": "bfcl_v3", "target": "OVERALL",
+             "op": ">=", "bound": 0.8, "value": 0.5123, "passed": False},
+        ],
+        "totals": {"samples": 406, "correct": 375, "wrong": 26, "errors": 2, "unscored": 0,
+                   "prompt_tokens": 48720, "completion_tokens": 4872,
+                   "mean_latency_s": 0.42, "wall_s": 95.3},
+        "samples": [
+            _sample("simple", "simple_python_0", "correct",
+                    explanation="ok: math.factorial(number=5)"),
+            _sample("simple", "simple_python_1", "wrong",
+                    explanation="wrong value for 'number': 4 < 5",
+                    reply={"content": SCRIPT_CONTENT,
+                           "reasoning_content": "think <b>hard</b>",
+                           "tool_calls": [{"name": "<img src=x>",
+                                           "arguments": "{\"q\": \"</pre><script>\"}"}]}),
+            _sample("中华文化", "文化_0", "error", score=None, latency_s=None,
+                    prompt_tokens=None, completion_tokens=None,
+                    explanation="server returned HTTP 500", reply=None),
+        ],
+        "unknown_extra_key": {"ignored": True},
+    }
+
+
+def _table_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith(("+", "|"))]
+
+
+def _separator_columns(line: str) -> list[int]:
+    """Return the display columns at which ``|`` or ``+`` separators sit in a table line."""
+    columns = []
+    position = 0
+    for char in line:
+        if char in "|+":
+            columns.append(position)
+        position += display_width(char)
+    return columns
+
+
+def _cells_by_subset(lines: list[str]) -> dict[str, list[str]]:
+    """Map the Subset cell of each table row to that row's stripped cells."""
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            continue
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        rows[cells[3]] = cells
+    return rows
+
+
+def _markdown_cells(line: str) -> list[str]:
+    """Split a Markdown table row on pipes that are not backslash-escaped."""
+    return re.split(r"(?<!\\)\|", line.strip())[1:-1]
+
+
+def test_display_width_cases() -> None:
+    assert display_width("中华文化") == 8
+    assert display_width("abc") == 3
+    assert display_width("e\u0301") == 1
+    assert display_width("") == 0
+    assert display_width("ＡＢ") == 4
+
+
+def test_table_lines_have_equal_width(document: dict[str, Any]) -> None:
+    lines = _table_lines(format_table(document))
+    widths = {display_width(line) for line in lines}
+
+    assert len(lines) == 11
+    assert len(widths) == 1
+
+
+def test_table_separators_align_with_cjk(document: dict[str, Any]) -> None:
+    lines = _table_lines(format_table(document))
+    expected = _separator_columns(lines[0])
+    cjk_rows = [line for line in lines if "中华文化" in line]
+
+    assert len(expected) == 8
+    assert len(cjk_rows) == 1
+    for line in lines:
+        assert _separator_columns(line) == expected, line
+
+
+def test_table_header_and_border_style(document: dict[str, Any]) -> None:
+    lines = format_table(document)
+    header = [cell.strip() for cell in lines[1].strip("|").split("|")]
+
+    assert header == ["Model", "Dataset", "Metric", "Subset", "Num", "Score", "Cat.0"]
+    assert set(lines[0]) == {"+", "-"}
+    assert set(lines[2]) == {"+", "="}
+
+
+def test_table_subset_rows(document: dict[str, Any]) -> None:
+    cells = _cells_by_subset(format_table(document))
+
+    assert cells["simple"] == ["通义千问-plus", "bfcl_v3", "accuracy", "simple", "400", "0.9325",
+                               "AST_NON_LIVE"]
+    assert cells["中华文化"][5] == "0.6667"
+    assert cells["中华文化"][6] == "文化"
+    assert cells["irrelevance"][4] == "-"
+    assert cells["irrelevance"][5] == "-"
+
+
+def test_table_numbers_right_aligned(document: dict[str, Any]) -> None:
+    lines = format_table(document)
+    simple_row = next(line for line in lines if "| simple " in line)
+    cjk_row = next(line for line in lines if "中华文化" in line)
+
+    assert cjk_row.split("|")[5] == "   3 "
+    assert cjk_row.split("|")[6] == "           0.6667 "
+    assert simple_row.split("|")[5] == " 400 "
+    assert lines[1].split("|")[6] == "            Score "
+
+
+def test_table_rollup_rows(document: dict[str, Any]) -> None:
+    cells = _cells_by_subset(format_table(document))
+
+    assert cells["AST_NON_LIVE"][4:] == ["403", "0.9300", "-"]
+    assert cells["OVERALL"][5] == "0.5123 (partial)"
+    assert cells["MULTI_TURN"][5] == "-"
+
+
+def test_table_partial_notes(document: dict[str, Any]) -> None:
+    lines = format_table(document)
+    notes = [line for line in lines if not line.startswith(("+", "|"))]
+
+    assert notes == [
+        "bfcl_v3 OVERALL is partial: missing multi_turn_base, live_simple",
+        "bfcl_v3 MULTI_TURN is partial: missing multi_turn_base",
+    ]
+    assert not lines[-1].endswith("\n")
+
+
+def test_table_replaces_control_characters(document: dict[str, Any]) -> None:
+    document["model"] = "evil\x1b[31m\nmodel"
+    lines = _table_lines(format_table(document))
+
+    assert all("\x1b" not in line and "\n" not in line for line in lines)
+    assert len({display_width(line) for line in lines}) == 1
+
+
+def test_table_empty_document() -> None:
+    lines = format_table({})
+
+    assert len(lines) == 4
+    assert "| Model " in lines[1]
+
+
+def test_markdown_header_and_rows(document: dict[str, Any]) -> None:
+    markdown = render_markdown(document)
+    lines = markdown.splitlines()
+
+    assert lines[0] == "# modeleval report: 通义千问-plus"
+    assert "| Model | Dataset | Metric | Subset | Num | Score | Cat.0 |" in lines
+    assert "| --- | --- | --- | --- | ---: | ---: | --- |" in lines
+    assert "| 通义千问-plus | bfcl_v3 | accuracy | 中华文化 | 3 | 0.6667 | 文化 |" in lines
+    assert "| 通义千问-plus | bfcl_v3 | accuracy | OVERALL | 403 | 0.5123 (partial) | - |" in lines
+
+
+def test_markdown_run_line_host_only(document: dict[str, Any]) -> None:
+    markdown = render_markdown(document)
+    run_line = markdown.splitlines()[2]
+
+    assert run_line == ("Run 2026-12-04T20:30:00+00:00 against 127.0.0.1:8000:"
+                        " 406 samples, 2 errors, wall time 95.3 s.")
+    assert "api-version" not in markdown
+    assert "pw@" not in markdown
+    assert "/v1" not in markdown
+
+
+def test_markdown_thresholds(document: dict[str, Any]) -> None:
+    lines = render_markdown(document).splitlines()
+
+    assert "## Thresholds" in lines
+    assert "| bfcl_v3/simple>=0.9 | 0.9325 | >= 0.9 | PASS |" in lines
+    assert "| bfcl_v3/OVERALL>=0.8 | 0.5123 | >= 0.8 | FAIL |" in lines
+
+
+def test_markdown_partial_and_counts(document: dict[str, Any]) -> None:
+    lines = render_markdown(document).splitlines()
+
+    assert "### Partial roll-ups" in lines
+    assert "- bfcl_v3 OVERALL is partial: missing multi_turn_base, live_simple" in lines
+    assert "- Errors: 2" in lines
+    assert "- Unscored: 0" in lines
+
+
+def test_markdown_escapes_pipe_and_newline(document: dict[str, Any]) -> None:
+    document["subsets"][0]["category"] = "AST|NON\nLIVE"
+    lines = render_markdown(document).splitlines()
+    row = next(line for line in lines if "| simple |" in line)
+
+    assert "AST\\|NON<br>LIVE" in row
+    assert len(_markdown_cells(row)) == 7
+
+
+def test_markdown_escapes_html(document: dict[str, Any]) -> None:
+    document["model"] = SCRIPT_CONTENT
+    markdown = render_markdown(document)
+
+    assert "\\<script>alert(1)\\</script>" in markdown
+    assert re.search(r"(?<!\\)<(?!br>)", markdown) is None
+
+
+def test_markdown_without_optional_sections() -> None:
+    markdown = render_markdown({"model": "m"})
+
+    assert "## Thresholds" not in markdown
+    assert "Partial roll-ups" not in markdown
+    assert "against -: - samples, - errors, wall time -." in markdown
+
+
+def test_html_escapes_model_strings(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x&gt;" in html
+    assert "<img" not in html
+    assert "think &lt;b&gt;hard&lt;/b&gt;" in html
+    assert "&lt;/pre&gt;&lt;script&gt;" in html
+
+
+def test_html_header_and_config(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert '<meta charset="utf-8">' in html
+    assert "<title>modeleval report: 通义千问-plus</title>" in html
+    assert "Server http://127.0.0.1:8000/v1 &middot; run at 2026-12-04T20:30:00+00:00" in html
+    assert "pw@" not in html
+    assert "api-version" not in html
+    assert "<tr><th>concurrency</th><td>32</td></tr>" in html
+    assert "<tr><th>gen</th><td>{&#34;temperature&#34;: 0.0}</td></tr>" in html
+    assert "<tr><th>limit</th><td>-</td></tr>" in html
+    assert "<tr><td>bfcl_eval</td><td>2026.3.23</td></tr>" in html
+
+
+def test_html_is_self_contained(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert "<link" not in html
+    assert "<script" not in html
+    assert re.search(r"<[a-z]+[^>]*\s(src|href)=", html) is None
+    assert "url(" not in html
+    assert "@import" not in html
+
+
+def test_html_summary_and_thresholds(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert "<th>Cat.0</th>" in html
+    assert '<td class="num">0.9325</td>' in html
+    assert '<td class="num">0.5123 (partial)</td>' in html
+    assert "<li>bfcl_v3 OVERALL is partial: missing multi_turn_base, live_simple</li>" in html
+    assert '<td class="pass">PASS</td>' in html
+    assert '<td class="fail">FAIL</td>' in html
+
+
+def test_html_threshold_without_verdict(document: dict[str, Any]) -> None:
+    document["thresholds"] = [{"expression": "bfcl_v3/live>=0.5", "op": ">=", "bound": 0.5,
+                               "value": None, "passed": None}]
+    html = render_html(document)
+
+    assert '<td class="num">-</td><td>&gt;= 0.5</td><td class="">-</td>' in html
+
+
+def test_html_samples_table(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert html.count("<details>") == 2
+    assert "<h2>Samples (3)</h2>" in html
+    assert '<td class="outcome-error">error</td>' in html
+    assert '<td class="num">- / -</td>' in html
+    assert "server returned HTTP 500" in html
+    assert "Tool call 1: math.factorial</div><pre>{\n  &#34;number&#34;: 5\n}</pre>" in html
+
+
+def test_html_handles_many_samples(document: dict[str, Any]) -> None:
+    template = document["samples"][1]
+    document["samples"] = [dict(template, sample_id=f"s{index}") for index in range(4000)]
+    html = render_html(document)
+
+    assert html.count("<details>") == 4000
+    assert html.count("&lt;script&gt;alert(1)") == 4000
+
+
+def test_renderers_ignore_malformed_parts() -> None:
+    document = {
+        "model": None,
+        "config": "not a dict",
+        "subsets": [None, {"subset": "x"}],
+        "rollups": "oops",
+        "thresholds": [{"passed": None}],
+        "samples": [{"reply": {"tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}}],
+    }
+
+    assert len(_table_lines(format_table(document))) == 5
+    assert "| - | - | - | x | - | - | - |" in render_markdown(document)
+    assert "Tool call 1: f</div><pre>{</pre>" in render_html(document)
+
+
+def test_write_reports_files(document: dict[str, Any], tmp_path: Path) -> None:
+    report_dir = tmp_path / "nested" / "report"
+    original = copy.deepcopy(document)
+    paths = write_reports(document, report_dir)
+
+    assert paths == [report_dir / "results.json", report_dir / "report.md",
+                     report_dir / "report.html"]
+    assert sorted(path.name for path in report_dir.iterdir()) == [
+        "report.html", "report.md", "results.json"]
+    with paths[0].open(encoding="utf-8") as stream:
+        assert json.load(stream) == original
+    assert "通义千问" in paths[0].read_bytes().decode("utf-8")
+    assert "中华文化" in paths[1].read_bytes().decode("utf-8")
+    assert "中华文化" in paths[2].read_bytes().decode("utf-8")
+    assert paths[0].read_text(encoding="utf-8") == json.dumps(
+        original, ensure_ascii=False, indent=2) + "\n"
+
+
+def test_write_reports_replaces_existing(document: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text("old report", encoding="utf-8")
+    write_reports(document, tmp_path)
+    document["model"] = "second-model"
+    write_reports(document, tmp_path)
+
+    assert "second-model" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "report.html", "report.md", "results.json"]
+
+
+def test_write_reports_render_failure(
+    document: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_reports(document, tmp_path)
+    previous_html = (tmp_path / "report.html").read_text(encoding="utf-8")
+
+    def fail_render(document: dict[str, Any]) -> str:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr("pytest_modeleval.report.render_html", fail_render)
+    document["model"] = "second-model"
+    with pytest.raises(RuntimeError, match="render failed"):
+        write_reports(document, tmp_path)
+
+    assert (tmp_path / "report.html").read_text(encoding="utf-8") == previous_html
+    assert "second-model" in (tmp_path / "results.json").read_text(encoding="utf-8")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "report.html", "report.md", "results.json"]
+
+
+def test_write_reports_encode_failure(
+    document: dict[str, Any], tmp_path: Path
+) -> None:
+    document["bad"] = "\udc80"  # a lone surrogate cannot be encoded as UTF-8
+
+    with pytest.raises(UnicodeEncodeError):
+        write_reports(document, tmp_path)
+
+    assert list(tmp_path.iterdir()) == []
