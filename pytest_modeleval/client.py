@@ -77,6 +77,7 @@ class ChatClient:
 
     def __post_init__(self) -> None:
         api_key = os.environ.get(self.endpoint.api_key_env) or PLACEHOLDER_API_KEY
+        self._api_key = api_key
         self._openai = openai.OpenAI(
             base_url=self.endpoint.base_url,
             api_key=api_key,
@@ -95,11 +96,12 @@ class ChatClient:
                 reply = self._send(messages, tools)
             except (openai.OpenAIError, ValueError) as error:
                 if not is_retryable(error) or attempt > self.max_retries:
-                    raise ServerError(_describe(error, attempt)) from error
+                    raise ServerError(self._redact(_describe(error, attempt))) from None
                 wait = retry_delay(error, attempt)
                 logger.warning(
                     "retrying request to model %s after %s (retry %d of %d, waiting %.1f s)",
-                    self.endpoint.model, _describe(error), attempt, self.max_retries, wait)
+                    self.endpoint.model, self._redact(_describe(error)), attempt,
+                    self.max_retries, wait)
                 time.sleep(wait)
                 continue
             latency = time.monotonic() - started
@@ -107,6 +109,12 @@ class ChatClient:
 
     def close(self) -> None:
         self._openai.close()
+
+    def _redact(self, text: str) -> str:
+        # Some servers echo the key in a 401 message; it must not reach logs or reports.
+        if self._api_key and self._api_key != PLACEHOLDER_API_KEY:
+            text = text.replace(self._api_key, "***")
+        return text
 
     def _send(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
               ) -> ChatReply:

@@ -65,12 +65,25 @@ def build_oracle(mode: Mode, subsets: tuple[str, ...] = tuple(FILE_STEMS),
             calls = _reference_calls(subset, case)
             if tamper.get(sample_id) == "none":
                 calls = []
-            elif tamper.get(sample_id) == "wrong" and calls:
-                calls = [_break_call(calls[0])] + calls[1:]
+            elif tamper.get(sample_id) == "wrong":
+                calls = _wrong_calls(subset, case, calls)
             key = request_key(official_request(case.entry, mode))
             oracle.keys[(subset, sample_id)] = key
             oracle.replies[key] = _render(calls, mode, subset)
     return oracle
+
+
+def tamper_every(step_wrong: int = 37, step_none: int = 41,
+                 subsets: tuple[str, ...] = tuple(FILE_STEMS)) -> dict[str, Tamper]:
+    """Choose ids spread over every subset: every n-th sample gets a wrong call or none."""
+    chosen: dict[str, Tamper] = {}
+    for subset in subsets:
+        for index, case in enumerate(load_subset(subset, None)):
+            if index % step_wrong == 1:
+                chosen[case.entry["id"]] = "wrong"
+            elif index % step_none == 2:
+                chosen[case.entry["id"]] = "none"
+    return chosen
 
 
 def expected_accuracy(oracle: Oracle, mode: Mode, subsets: tuple[str, ...] = tuple(FILE_STEMS),
@@ -105,6 +118,15 @@ def _first_value(values: Any) -> Any:
             return {key: _first_value(inner) for key, inner in first.items()}
         return first
     return values
+
+
+def _wrong_calls(subset: str, case: Any, calls: list[tuple[str, dict[str, Any]]]
+                 ) -> list[tuple[str, dict[str, Any]]]:
+    if subset in ("irrelevance", "live_irrelevance"):
+        return [(case.entry["function"][0]["name"], {})]
+    if subset == "live_relevance":
+        return []
+    return [_break_call(calls[0])] + calls[1:]
 
 
 def _break_call(call: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
