@@ -59,7 +59,7 @@ class ServerError(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where to send requests; the key is read from `api_key_env` when the client starts."""
+    """Server address and model; the key is read from `api_key_env` when the client starts."""
 
     model: str
     base_url: str

@@ -75,7 +75,7 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a run is configured with; never holds the API key itself."""
+    """Settings of one run. The API key itself is never stored here, only its variable name."""
 
     model: str | None
     base_url: str | None
@@ -206,7 +206,7 @@ def register(parser: pytest.Parser) -> None:
     def add(name: str, ini_type: str | None, help_text: str, **kwargs: Any) -> None:
         group.addoption(name, dest=_dest(name), help=help_text, **kwargs)
         if ini_type is not None:
-            # default=None tells "not set" apart from an explicit false for bools.
+            # default=None separates "not set" from an explicit false for bools.
             parser.addini(_ini(name), f"default for {name}", type=ini_type,  # type: ignore[arg-type]
                           default=None if ini_type == "bool" else _INI_DEFAULTS[ini_type])
 

@@ -67,7 +67,7 @@ class Pipeline:
     def close(self) -> None:
         self._stopping.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        # Wake a feeder blocked on a full window so it sees the stop flag.
+        # Wake a feeder blocked on a full window so that it checks the stop flag.
         with self._lock:
             held = len(self._slot_held)
             self._slot_held.clear()

@@ -90,13 +90,13 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
 
 @pytest.fixture
 def modeleval_case(request: pytest.FixtureRequest) -> Sample:
-    """The benchmark sample of this item."""
+    """Return the benchmark sample of this item."""
     return request.param
 
 
 @pytest.fixture
 def graded(request: pytest.FixtureRequest, modeleval_case: Sample) -> Graded:
-    """The graded reply of this item's sample; server failures raise as errors."""
+    """Wait for this item's reply and grade it. A server failure raises, so the item errors."""
     run = request.config.stash[RUN_KEY]
     record = run.grade_item(request.node.nodeid, modeleval_case)
     request.node.stash[RECORD_KEY] = record

@@ -18,7 +18,7 @@ RECORD_PROPERTY = "modeleval_record"
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """What one item measured; `to_dict` gives the builtins stored in results.json."""
+    """Measurements of one item; `to_dict` gives the builtins stored in results.json."""
 
     benchmark: str
     subset: str

@@ -27,7 +27,7 @@ class SampleServerError(Exception):
 
 @dataclass(frozen=True)
 class Graded:
-    """What the `graded` fixture returns: the record and a way to assert on it."""
+    """Value of the `graded` fixture: the sample record and an assertion on it."""
 
     record: SampleRecord
 

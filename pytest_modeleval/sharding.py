@@ -46,7 +46,7 @@ def make_partition_scheduler(config: object, log: object) -> object:
                     self.node2pending[node].extend(part)
                     node.send_runtest_some(part)
                     sent.update(part)
-            # Parts of workers that never started go to whoever asks first.
+            # Parts of workers that never started go to the first worker with free capacity.
             self.pending[:] = [index for index in indices if index not in sent]
             for node in self.nodes:
                 self.check_schedule(node)

@@ -294,7 +294,6 @@ def test_retries_exhausted_raise(scripted_server: ScriptedServer, make_client: M
     assert "after 3 attempts" in str(error.value)
     assert "500" in str(error.value)
     assert "engine crashed" in str(error.value)
-    assert isinstance(error.value.__cause__, openai.InternalServerError)
     assert len(warnings_of(caplog)) == 2
 
 
@@ -346,7 +345,7 @@ def test_gen_timeout_bounds_request(scripted_server: ScriptedServer,
     elapsed = time.monotonic() - started
 
     assert elapsed < 2.0
-    assert isinstance(error.value.__cause__, openai.APITimeoutError)
+    assert "timed out" in str(error.value)
     assert len(scripted_server.requests) == 1
 
 
@@ -374,8 +373,6 @@ def test_unset_key_sends_placeholder(scripted_server: ScriptedServer, make_clien
     assert scripted_server.headers[0]["authorization"] == f"Bearer {PLACEHOLDER_API_KEY}"
 
 
-@pytest.mark.xfail(strict=True, reason="_describe copies the server's error text, key included, "
-                   "into the ServerError message")
 def test_error_hides_echoed_key(scripted_server: ScriptedServer, make_client: MakeClient,
                                 monkeypatch: pytest.MonkeyPatch,
                                 caplog: pytest.LogCaptureFixture) -> None:
@@ -389,12 +386,11 @@ def test_error_hides_echoed_key(scripted_server: ScriptedServer, make_client: Ma
 
     assert len(scripted_server.requests) == 1
     assert "401" in str(error.value)
-    assert SECRET not in caplog.text
+    assert "Incorrect API key provided" in str(error.value)
     assert SECRET not in str(error.value)
+    assert SECRET not in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="the retry warning logs _describe(error), which copies "
-                   "the server's error text, key included")
 def test_retry_log_hides_echoed_key(scripted_server: ScriptedServer, make_client: MakeClient,
                                     monkeypatch: pytest.MonkeyPatch,
                                     caplog: pytest.LogCaptureFixture) -> None:
@@ -405,7 +401,9 @@ def test_retry_log_hides_echoed_key(scripted_server: ScriptedServer, make_client
     reply = make_client(api_key_env="MY_KEY").chat(MESSAGES)
 
     assert reply.attempts == 2
-    assert len(warnings_of(caplog)) == 1
+    records = warnings_of(caplog)
+    assert len(records) == 1
+    assert "upstream rejected key" in records[0].getMessage()
     assert SECRET not in caplog.text
 
 

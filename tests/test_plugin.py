@@ -14,7 +14,7 @@ SIMPLE_3 = ("-k", "simple_python", "--limit", "3")
 
 @pytest.fixture
 def simple_oracle_server() -> ScriptedServer:
-    """A server that answers simple_python_0..2 correctly except _1 (wrong value)."""
+    """Return a server replying correctly to simple_python_0..2 except _1 (wrong value)."""
     oracle = build_oracle("fc", subsets=("simple",), tamper={"simple_python_1": "wrong"},
                           limit=3)
     with ScriptedServer(oracle.script) as server:

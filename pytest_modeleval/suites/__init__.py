@@ -66,7 +66,7 @@ class Rollup:
 
 
 class Suite(Protocol):
-    """What a benchmark provides to the plugin."""
+    """Interface between a benchmark and the plugin."""
 
     name: str
     subsets: tuple[str, ...]

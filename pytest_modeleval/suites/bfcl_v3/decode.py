@@ -4,8 +4,8 @@ bfcl-eval's prompting decoder calls `eval()` on two kinds of argument
 expressions: arithmetic (`ast.BinOp`) and lambdas, so a reply such as
 `[f(x=__import__('os').getcwd() + 'x')]` would run on this machine. Before a
 reply reaches that decoder it is parsed here with `ast`, exactly as the
-decoder will parse it. Arithmetic on plain numbers is folded into a literal,
-which gives the value eval would give; any other BinOp and every lambda is
+decoder will parse it. Arithmetic on plain numbers is folded into a literal
+with the value eval would produce. Any other BinOp and every lambda is
 rejected as a decoding failure.
 """
 
@@ -34,7 +34,7 @@ _FOLDABLE: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
 
 
 class DecodeError(Exception):
-    """The reply holds no call in the expected format."""
+    """The reply contains no call in the expected format."""
 
 
 def decode_tool_calls(calls: list[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ class BfclRequest:
 
 
 def build_request(case: BfclCase, mode: str, underscore_to_dot: bool) -> BfclRequest:
-    """Return the request for one sample; the checker later sees original names."""
+    """Return the request for one sample; replies are mapped back to original names."""
     bfcl = load_bfcl()
     entry = copy.deepcopy(case.entry)
     # bfcl-eval adds a language hint ("Note that the provided function is in
