@@ -10,6 +10,8 @@ from tests.plugin_helpers import add_bfcl_module, load_results, run_args, subset
 from tests.scripted_server import Fail, Reply, ScriptedServer, ToolCall
 
 SIMPLE_3 = ("-k", "simple_python", "--limit", "3")
+XDIST_MODES = pytest.mark.parametrize("xdist", [[], ["-n", "0"], ["-n", "2"]],
+                                      ids=["plain", "n0", "n2"])
 
 
 @pytest.fixture
@@ -96,11 +98,14 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         assert ini in result.stdout.str()
 
 
+@XDIST_MODES
 def test_wrong_sample_fails_session(pytester: pytest.Pytester,
-                                    simple_oracle_server: ScriptedServer) -> None:
+                                    simple_oracle_server: ScriptedServer, xdist: list[str]
+                                    ) -> None:
     add_bfcl_module(pytester)
     report_dir = pytester.path / "report"
-    result = pytester.runpytest(*run_args(simple_oracle_server.url, report_dir, *SIMPLE_3))
+    result = pytester.runpytest(*run_args(simple_oracle_server.url, report_dir, *SIMPLE_3,
+                                          *xdist))
     result.assert_outcomes(passed=2, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     record = next(s for s in load_results(report_dir)["samples"]
@@ -116,22 +121,27 @@ def test_wrong_sample_fails_session(pytester: pytest.Pytester,
     assert record["reply"]["tool_calls"][0]["name"] == "math_factorial"
 
 
+@XDIST_MODES
 def test_threshold_pass_overrides_failures(pytester: pytest.Pytester,
-                                           simple_oracle_server: ScriptedServer) -> None:
+                                           simple_oracle_server: ScriptedServer,
+                                           xdist: list[str]) -> None:
     add_bfcl_module(pytester)
     result = pytester.runpytest(*run_args(simple_oracle_server.url, pytester.path / "r",
-                                          *SIMPLE_3, "--threshold", "bfcl_v3/simple>=0.6"))
+                                          *SIMPLE_3, *xdist, "--threshold",
+                                          "bfcl_v3/simple>=0.6"))
     result.assert_outcomes(passed=2, failed=1)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["threshold passed: bfcl_v3/simple>=0.6 (measured 0.6667)"])
 
 
+@XDIST_MODES
 def test_threshold_fail_exit_one(pytester: pytest.Pytester,
-                                 simple_oracle_server: ScriptedServer) -> None:
+                                 simple_oracle_server: ScriptedServer, xdist: list[str]) -> None:
     add_bfcl_module(pytester)
     report_dir = pytester.path / "r"
     result = pytester.runpytest(*run_args(
-        simple_oracle_server.url, report_dir, *SIMPLE_3, "--threshold", "bfcl_v3/simple>=0.6",
+        simple_oracle_server.url, report_dir, *SIMPLE_3, *xdist,
+        "--threshold", "bfcl_v3/simple>=0.6",
         "--threshold", "bfcl_v3/simple>0.7", "--threshold", "bfcl_v3/OVERALL>=0.1"))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
@@ -183,12 +193,13 @@ def test_dotted_name_round_trip(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*wrong: *math.factorial*"])
 
 
+@XDIST_MODES
 def test_dots_rejected_is_error(pytester: pytest.Pytester,
-                                simple_oracle_server: ScriptedServer) -> None:
+                                simple_oracle_server: ScriptedServer, xdist: list[str]) -> None:
     add_bfcl_module(pytester)
     report_dir = pytester.path / "r"
     result = pytester.runpytest(*run_args(simple_oracle_server.url, report_dir, "-k",
-                                          "simple_python_1", "--limit", "3",
+                                          "simple_python_1", "--limit", "3", *xdist,
                                           "--no-bfcl-underscore-to-dot"))
     result.assert_outcomes(errors=1)
     assert simple_oracle_server.requests[0]["tools"][0]["function"]["name"] == "math.factorial"
@@ -235,8 +246,9 @@ def test_retries_end_scored(pytester: pytest.Pytester) -> None:
     assert load_results(report_dir)["totals"]["errors"] == 0
 
 
-def test_api_key_never_leaks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-                             ) -> None:
+@XDIST_MODES
+def test_api_key_never_leaks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                             xdist: list[str]) -> None:
     secret = "sk-modeleval-test-0123456789"
     monkeypatch.setenv("MODELEVAL_TEST_KEY", secret)
 
@@ -250,7 +262,7 @@ def test_api_key_never_leaks(pytester: pytest.Pytester, monkeypatch: pytest.Monk
     with ScriptedServer(echo_key) as server:
         result = pytester.runpytest(*run_args(server.url, report_dir, "-k", "simple_python",
                                               "--limit", "3", "--api-key-env",
-                                              "MODELEVAL_TEST_KEY", "-rA"))
+                                              "MODELEVAL_TEST_KEY", "-rA", *xdist))
         assert server.headers[0]["authorization"] == f"Bearer {secret}"
     result.assert_outcomes(failed=2, errors=1)
     assert secret not in result.stdout.str() + result.stderr.str()
