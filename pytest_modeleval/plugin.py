@@ -1,7 +1,7 @@
 """pytest hooks of pytest-modeleval, in the order a run meets them.
 
-configure -> generate_tests (one item per sample) -> collection_finish (start
-the background pipeline in run order) -> each item: the `graded` fixture waits
+configure -> generate_tests (one item per sample) -> runtestloop (start the
+background pipeline in run order) -> each item: the `graded` fixture waits
 for its reply and grades it -> makereport (record into user_properties) ->
 logreport on the controller (collect records) -> sessionfinish (aggregate,
 gates, reports) -> terminal_summary (table).
@@ -142,8 +142,12 @@ class EvaluationSession:
         self.is_worker = hasattr(config, "workerinput")
         self.report_paths: list[Path] = []
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if _is_xdist_controller(self.config):
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # Start sending requests only when items are about to run: not for
+        # --collect-only, not after collection errors, not on the xdist controller.
+        if (session.config.option.collectonly or session.testsfailed
+                or _is_xdist_controller(self.config)):
             return
         planned = [(item.nodeid, sample) for item in _own_items(session)
                    if (sample := _sample_of(item)) is not None]

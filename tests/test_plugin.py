@@ -320,3 +320,13 @@ def test_missing_bfcl_eval_names_install(pytester: pytest.Pytester,
         "bfcl-eval==2026.3.23",
     ])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_collect_only_sends_nothing(pytester: pytest.Pytester,
+                                    simple_oracle_server: ScriptedServer) -> None:
+    add_bfcl_module(pytester)
+    result = pytester.runpytest(*run_args(simple_oracle_server.url, pytester.path / "r",
+                                          *SIMPLE_3, "--collect-only", "-q"))
+    result.stdout.fnmatch_lines(["test_bfcl_v3.py::test_bfcl_v3[[]simple/simple_python_0[]]",
+                                 "3/* tests collected*"])
+    assert simple_oracle_server.requests == []
