@@ -35,7 +35,8 @@ class Pipeline:
 
     def __init__(self, concurrency: int, max_waiting: int | None = None) -> None:
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="modeleval")
-        self._slots = threading.BoundedSemaphore(concurrency + (max_waiting or 2 * concurrency))
+        waiting = 2 * concurrency if max_waiting is None else max_waiting
+        self._slots = threading.BoundedSemaphore(concurrency + waiting)
         self._lock = threading.Lock()
         self._futures: dict[str, Future[Any]] = {}
         # Every key ever submitted, so the feeder never sends a job twice when

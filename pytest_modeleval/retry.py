@@ -20,13 +20,13 @@ MAX_RETRY_AFTER_S = 120.0
 def is_retryable(error: BaseException) -> bool:
     """Tell whether a failed request may succeed when sent again.
 
-    Rate limits (429), timeouts (408), conflicts (409), server errors (5xx),
-    dropped connections and unreadable bodies are retried. Any other 4xx
-    means the request itself is wrong, so sending it again cannot help.
+    Rate limits (429), server errors (5xx), client-side timeouts, dropped
+    connections and unreadable bodies are retried. Any other 4xx means the
+    request itself is wrong, so sending it again cannot help.
     """
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
-        return status in (408, 409, 429) or status >= 500
+        return status == 429 or status >= 500
     return isinstance(error, (openai.APIConnectionError, openai.APIResponseValidationError,
                               json.JSONDecodeError))
 
