@@ -9,6 +9,7 @@ gates, reports) -> terminal_summary (table).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,18 @@ from typing import Any
 import pytest
 
 from . import options
+from .local_server import LOCAL_MODEL, LocalServer
 from .results import RECORD_PROPERTY, SampleRecord
 from .run import Graded, ModelevalRun, SampleServerError, SampleWrong
 from .suites import Sample
 
 RUN_KEY = pytest.StashKey[ModelevalRun]()
+LOCAL_SERVER_KEY = pytest.StashKey[LocalServer]()
 RECORD_KEY = pytest.StashKey[SampleRecord]()
 MARKER = "modeleval"
 CASE_FIXTURE = "modeleval_case"
+# workerinput key that carries the embedded model server's URL to xdist workers.
+LOCAL_URL_KEY = "modeleval_local_base_url"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,13 +40,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{MARKER}(benchmark): one item per sample of the named benchmark, "
         "e.g. @pytest.mark.modeleval('bfcl_v3')")
     run_config = options.load_run_config(config)
+    if run_config.model == LOCAL_MODEL:
+        run_config = _use_local_server(config, run_config)
     _check_run_config(run_config)
     run = ModelevalRun(run_config)
     config.stash[RUN_KEY] = run
     if run_config.model:
         config.pluginmanager.register(EvaluationSession(config, run), "modeleval-session")
         if config.pluginmanager.has_plugin("xdist"):
-            config.pluginmanager.register(XdistHooks(), "modeleval-xdist")
+            config.pluginmanager.register(XdistHooks(run_config), "modeleval-xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -49,6 +56,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if run is not None:
         run.close()
         del config.stash[RUN_KEY]
+    server = config.stash.get(LOCAL_SERVER_KEY, None)
+    if server is not None:
+        server.stop()
+        del config.stash[LOCAL_SERVER_KEY]
     for name in ("modeleval-session", "modeleval-xdist"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
@@ -124,6 +135,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 class XdistHooks:
     """Hooks that exist only when pytest-xdist is loaded."""
 
+    def __init__(self, run_config: options.RunConfig) -> None:
+        self.run_config = run_config
+
+    def pytest_configure_node(self, node: Any) -> None:
+        # Workers share the controller's local model server instead of starting their own.
+        if self.run_config.model == LOCAL_MODEL:
+            node.workerinput[LOCAL_URL_KEY] = self.run_config.base_url
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if config.getoption("dist") != "load":
@@ -189,6 +208,22 @@ class EvaluationSession:
 
 
 # --- helpers ---
+
+
+def _use_local_server(config: pytest.Config, run_config: options.RunConfig
+                      ) -> options.RunConfig:
+    """Point the run at the embedded model server, starting it unless this is a worker."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return dataclasses.replace(run_config, base_url=workerinput[LOCAL_URL_KEY])
+    from .local_server import LocalServerError, start_local_server
+
+    try:
+        server = start_local_server(Path(run_config.report_dir))
+    except LocalServerError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[LOCAL_SERVER_KEY] = server
+    return dataclasses.replace(run_config, base_url=server.base_url)
 
 
 def _check_run_config(run_config: options.RunConfig) -> None:
