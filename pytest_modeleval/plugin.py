@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import options
-from .local_server import LOCAL_MODEL, LocalServer
+from .local_server import LOCAL_MAX_TOKENS, LOCAL_MODEL, LocalServer
 from .results import RECORD_PROPERTY, SampleRecord
 from .run import Graded, ModelevalRun, SampleServerError, SampleWrong
 from .suites import Sample
@@ -213,9 +213,13 @@ class EvaluationSession:
 def _use_local_server(config: pytest.Config, run_config: options.RunConfig
                       ) -> options.RunConfig:
     """Point the run at the embedded model server, starting it unless this is a worker."""
+    gen = run_config.gen
+    if "max_tokens" not in gen.request:
+        # SmolLM2 often repeats itself until its context is full; cap each reply.
+        gen = dataclasses.replace(gen, request={**gen.request, "max_tokens": LOCAL_MAX_TOKENS})
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
-        return dataclasses.replace(run_config, base_url=workerinput[LOCAL_URL_KEY])
+        return dataclasses.replace(run_config, base_url=workerinput[LOCAL_URL_KEY], gen=gen)
     from .local_server import LocalServerError, start_local_server
 
     try:
@@ -223,7 +227,7 @@ def _use_local_server(config: pytest.Config, run_config: options.RunConfig
     except LocalServerError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[LOCAL_SERVER_KEY] = server
-    return dataclasses.replace(run_config, base_url=server.base_url)
+    return dataclasses.replace(run_config, base_url=server.base_url, gen=gen)
 
 
 def _check_run_config(run_config: options.RunConfig) -> None:

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpcore2  # noqa: F401
 import pytest
 
 from tests.scripted_server import ScriptedServer
+
+# httpx2 imports httpcore2 on its first request and caches its exception
+# classes. An in-process pytester run restores sys.modules afterwards, which
+# would drop httpcore2 and leave that cache pointing at stale classes, so a
+# dropped connection would escape as a raw httpcore2 error. Importing it here
+# keeps one copy for the whole test session.
 
 
 @pytest.fixture

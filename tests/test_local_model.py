@@ -24,17 +24,18 @@ def test_local_model_end_to_end(pytester: pytest.Pytester, xdist: list[str]) -> 
     add_bfcl_module(pytester)
     report_dir = pytester.path / "report"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--model", "local",
-                                           "-k", "bfcl", "--limit", "2", "--report-dir",
+                                           "-k", "bfcl", "--limit", "1", "--report-dir",
                                            str(report_dir), *xdist, timeout=600)
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     document = load_results(report_dir)
     totals = document["totals"]
     assert totals["errors"] == 0
-    assert totals["samples"] == 26
+    assert totals["samples"] == 13
     assert totals["completion_tokens"] > 0
     for row in document["subsets"]:
         assert 0.0 <= row["score"] <= 1.0, row
     assert document["config"]["base_url"].startswith("http://127.0.0.1:")
+    assert document["config"]["gen"]["max_tokens"] == 96
     log = (report_dir / "local-server.log").read_text(encoding="utf-8", errors="replace")
     assert "llama" in log.lower()
 

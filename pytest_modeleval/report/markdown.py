@@ -125,8 +125,8 @@ def _partial_section(document: dict[str, Any]) -> list[str]:
     if not notes:
         return []
     lines = ["", "### Partial roll-ups", ""]
-    lines.append("These roll-ups are computed over the subsets that ran, so their scores "
-                 "are not comparable with full runs.")
+    lines.append("These roll-ups have no score because some of their subsets did not run; "
+                 "a score over part of them would not be comparable with published results.")
     lines.append("")
     lines.extend(f"- {escape_markdown(note)}" for note in notes)
     return lines

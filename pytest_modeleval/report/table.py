@@ -83,7 +83,7 @@ def model_name(document: dict[str, Any]) -> str:
 
 
 def rollup_score(rollup: dict[str, Any]) -> str:
-    """Format a roll-up score, marking a roll-up computed over only some of its subsets."""
+    """Format a roll-up score, marking a roll-up that is missing some of its subsets."""
     score = rollup.get("score")
     if rollup.get("partial") and score is not None:
         return f"{format_score(score)} (partial)"
