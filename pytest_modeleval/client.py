@@ -105,10 +105,26 @@ class ChatClient:
                 time.sleep(wait)
                 continue
             latency = time.monotonic() - started
-            return _with(reply, latency_s=latency, attempts=attempt)
+            return self._clean(_with(reply, latency_s=latency, attempts=attempt))
 
     def close(self) -> None:
         self._openai.close()
+
+    def _clean(self, reply: ChatReply) -> ChatReply:
+        """Make reply text safe to store: key redacted, lone surrogates replaced.
+
+        A JSON body may carry escapes such as \\udcff that decode to unpaired
+        surrogates, which UTF-8 files and xdist's channel cannot encode.
+        """
+        def text(value: str | None) -> str | None:
+            if value is None:
+                return None
+            return self._redact(value.encode("utf-8", "replace").decode("utf-8"))
+
+        calls = tuple(ToolCall(text(c.name) or "", text(c.arguments) or "", c.id)
+                      for c in reply.tool_calls)
+        return _with(reply, content=text(reply.content),
+                     reasoning_content=text(reply.reasoning_content), tool_calls=calls)
 
     def _redact(self, text: str) -> str:
         # Some servers echo the key in a 401 message; it must not reach logs or reports.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,12 @@ OPENAI_GEN_KEYS = frozenset(
 )
 # Client-side settings given with --gen but not sent in the request body.
 CLIENT_GEN_KEYS = frozenset({"timeout"})
+# Request fields the plugin sets itself; --gen must not override them.
+RESERVED_GEN_KEYS = {
+    "model": "--model", "messages": "the benchmark", "tools": "the benchmark",
+    "stream": "--stream", "stream_options": "--stream", "extra_body": "--gen KEY=VALUE",
+    "extra_headers": "nothing", "extra_query": "nothing",
+}
 
 BfclMode = Literal["fc", "prompt"]
 _THRESHOLD_RE = re.compile(
@@ -149,6 +156,9 @@ def parse_gen_item(text: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except ValueError:
         value = raw
+    if key in RESERVED_GEN_KEYS:
+        raise ValueError(f"invalid value {text!r}: {key} is set by "
+                         f"{RESERVED_GEN_KEYS[key]}, not by --gen")
     if key == "timeout" and (not isinstance(value, (int, float)) or value <= 0):
         raise ValueError(f"invalid value {text!r}: timeout is a number of seconds > 0")
     return key, value
@@ -161,6 +171,8 @@ def parse_threshold(text: str) -> Threshold:
         try:
             bound = float(match["bound"])
         except ValueError:
+            bound = None
+        if bound is not None and not math.isfinite(bound):
             bound = None
     if match is None or bound is None:
         raise ValueError(
@@ -304,7 +316,11 @@ def _flag(config: pytest.Config, name: str, default: bool) -> bool:
     value = config.getoption(_dest(name))
     if value is not None:
         return bool(value)
-    value = config.getini(_ini(name))
+    try:
+        value = config.getini(_ini(name))
+    except ValueError as error:
+        raise pytest.UsageError(f"{_ini(name)} in the ini file: {error}; expected true or "
+                                "false") from None
     return default if value is None else bool(value)
 
 

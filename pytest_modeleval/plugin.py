@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ MARKER = "modeleval"
 CASE_FIXTURE = "modeleval_case"
 # workerinput key that carries the embedded model server's URL to xdist workers.
 LOCAL_URL_KEY = "modeleval_local_base_url"
+PARTITIONED_KEY = "modeleval_partitioned"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{MARKER}(benchmark): one item per sample of the named benchmark, "
         "e.g. @pytest.mark.modeleval('bfcl_v3')")
     run_config = options.load_run_config(config)
+    _check_report_dir(run_config)
     if run_config.model == LOCAL_MODEL:
         run_config = _use_local_server(config, run_config)
     _check_run_config(run_config)
@@ -139,6 +142,9 @@ class XdistHooks:
         self.run_config = run_config
 
     def pytest_configure_node(self, node: Any) -> None:
+        # xdist resets --dist to "no" inside workers, so tell each worker whether
+        # the partition scheduler below sends it its items.
+        node.workerinput[PARTITIONED_KEY] = node.config.getoption("dist") == "load"
         # Workers share the controller's local model server instead of starting their own.
         if self.run_config.model == LOCAL_MODEL:
             node.workerinput[LOCAL_URL_KEY] = self.run_config.base_url
@@ -160,6 +166,7 @@ class EvaluationSession:
         self.run = run
         self.is_worker = hasattr(config, "workerinput")
         self.report_paths: list[Path] = []
+        self.report_error = ""
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -179,7 +186,7 @@ class EvaluationSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
+        if self.is_worker or self.config.option.collectonly:
             return
         from .gates import evaluate_thresholds
         from .report import write_reports
@@ -193,7 +200,11 @@ class EvaluationSession:
                                   time.monotonic() - self.run.started)
         document["thresholds"] = evaluate_thresholds(config.thresholds, document)
         self.run.document = document
-        self.report_paths = write_reports(document, Path(config.report_dir))
+        try:
+            self.report_paths = write_reports(document, Path(config.report_dir))
+        except OSError as error:
+            self.report_error = (f"could not write reports to {config.report_dir}: {error}; "
+                                 "pass --report-dir=DIR with a writable folder")
         if config.thresholds and exitstatus in (pytest.ExitCode.OK,
                                                 pytest.ExitCode.TESTS_FAILED):
             passed = all(row["passed"] for row in document["thresholds"])
@@ -205,6 +216,8 @@ class EvaluationSession:
         from .summary import write_summary
 
         write_summary(terminalreporter, self.run.document, self.report_paths)
+        if self.report_error:
+            terminalreporter.write_line(self.report_error, red=True, bold=True)
 
 
 # --- helpers ---
@@ -226,6 +239,9 @@ def _use_local_server(config: pytest.Config, run_config: options.RunConfig
         server = start_local_server(Path(run_config.report_dir))
     except LocalServerError as error:
         raise pytest.UsageError(str(error)) from None
+    except OSError as error:
+        raise pytest.UsageError(f"cannot start the local model server: {error}; "
+                                "pass --report-dir=DIR with a writable folder") from None
     config.stash[LOCAL_SERVER_KEY] = server
     return dataclasses.replace(run_config, base_url=server.base_url, gen=gen)
 
@@ -241,6 +257,23 @@ def _check_run_config(run_config: options.RunConfig) -> None:
         raise pytest.UsageError(
             f"--model {run_config.model} needs a server: pass --base-url URL "
             f"(e.g. http://127.0.0.1:8000/v1) or set {options.BASE_URL_ENV}")
+    if run_config.base_url:
+        url = urllib.parse.urlsplit(run_config.base_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise pytest.UsageError(
+                f"invalid base URL {run_config.base_url!r}: expected http(s)://HOST[:PORT]/v1 "
+                "such as http://127.0.0.1:8000/v1")
+
+
+
+def _check_report_dir(run_config: options.RunConfig) -> None:
+    report_dir = Path(run_config.report_dir)
+    for folder in (report_dir, *report_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise pytest.UsageError(f"--report-dir {report_dir}: {folder} is a file, not "
+                                        "a folder; pass --report-dir=DIR with a folder path")
+            return
 
 
 def _marker_benchmark(marker: pytest.Mark) -> str:
@@ -269,7 +302,7 @@ def _own_items(session: pytest.Session) -> list[pytest.Item]:
         return list(session.items)
     from .sharding import partition, worker_slot
 
-    if session.config.getoption("dist") != "load":
+    if not workerinput.get(PARTITIONED_KEY):
         return []  # another scheduler decides; items fetch their replies on demand
     count = int(workerinput["workercount"])
     slot = worker_slot(workerinput["workerid"], count)

@@ -3,6 +3,10 @@ options, secrecy and escaping, against the scripted server."""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.bfcl_oracle import build_oracle
@@ -330,3 +334,108 @@ def test_collect_only_sends_nothing(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["test_bfcl_v3.py::test_bfcl_v3[[]simple/simple_python_0[]]",
                                  "3/* tests collected*"])
     assert simple_oracle_server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gen", "stream=true"], "*invalid value 'stream=true': stream is set by --stream*"),
+        (["--gen", "model=other"], "*invalid value 'model=other': model is set by --model*"),
+        (["--threshold", "bfcl_v3/simple>=nan"], "*invalid threshold 'bfcl_v3/simple>=nan'*"),
+        (["--model", "m", "--base-url", "not a url"],
+         "ERROR: invalid base URL 'not a url': expected http(s)://HOST*"),
+        (["--model", "m", "--base-url", "ftp://127.0.0.1/v1"], "ERROR: invalid base URL*"),
+    ],
+)
+def test_bad_run_setting_usage_error(pytester: pytest.Pytester, args: list[str], message: str
+                                     ) -> None:
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_report_dir_is_file(pytester: pytest.Pytester,
+                            simple_oracle_server: ScriptedServer) -> None:
+    blocker = pytester.path / "afile"
+    blocker.write_text("x")
+    add_bfcl_module(pytester)
+    result = pytester.runpytest(*run_args(simple_oracle_server.url, blocker / "sub", *SIMPLE_3))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --report-dir {blocker / 'sub'}: {blocker} is a file,*"])
+    assert simple_oracle_server.requests == []
+
+
+def test_unwritable_report_dir_keeps_table(pytester: pytest.Pytester,
+                                           simple_oracle_server: ScriptedServer) -> None:
+    add_bfcl_module(pytester)
+    result = pytester.runpytest(*run_args(simple_oracle_server.url, Path("/proc/modeleval-nope"),
+                                          *SIMPLE_3))
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*| simple *|   3 | 0.6667 | AST_NON_LIVE |",
+        "could not write reports to /proc/modeleval-nope: *pass --report-dir=DIR with a "
+        "writable folder",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+@XDIST_MODES
+def test_unencodable_reply_text_kept(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    secret = "sk-echoed-secret-42"
+
+    def reply(body: dict, attempt: int) -> Reply:
+        return Reply(content=f"bad \udcff text and key {secret}")
+
+    add_bfcl_module(pytester)
+    report_dir = pytester.path / "r"
+    with ScriptedServer(reply) as server:
+        result = pytester.runpytest(*run_args(server.url, report_dir, "-k",
+                                              "irrelevance_ and not live", "--limit", "2",
+                                              "--api-key-env", "ECHO_KEY", *xdist))
+    result.assert_outcomes(passed=2)
+    contents = [s["reply"]["content"] for s in load_results(report_dir)["samples"]]
+    assert contents == ["bad ? text and key ***"] * 2
+
+
+@pytest.fixture
+def echo_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECHO_KEY", "sk-echoed-secret-42")
+
+
+test_unencodable_reply_text_kept = pytest.mark.usefixtures("echo_key")(
+    test_unencodable_reply_text_kept)
+
+
+def test_collect_only_keeps_reports(pytester: pytest.Pytester,
+                                    simple_oracle_server: ScriptedServer) -> None:
+    add_bfcl_module(pytester)
+    report_dir = pytester.path / "r"
+    pytester.runpytest(*run_args(simple_oracle_server.url, report_dir, *SIMPLE_3))
+    before = (report_dir / "results.json").read_text(encoding="utf-8")
+    result = pytester.runpytest(*run_args(simple_oracle_server.url, report_dir, *SIMPLE_3,
+                                          "--collect-only", "--threshold",
+                                          "bfcl_v3/simple>=0.9"))
+    assert result.ret == pytest.ExitCode.OK
+    assert (report_dir / "results.json").read_text(encoding="utf-8") == before
+
+
+def test_xdist_workers_send_ahead(pytester: pytest.Pytester) -> None:
+    lock = threading.Lock()
+    in_flight = [0, 0]  # current, peak
+
+    def slow(body: dict, attempt: int) -> Reply:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        time.sleep(0.3)
+        with lock:
+            in_flight[0] -= 1
+        return Reply(content="no call")
+
+    add_bfcl_module(pytester)
+    with ScriptedServer(slow) as server:
+        result = pytester.runpytest(*run_args(server.url, pytester.path / "r", "-k",
+                                              "irrelevance", "--limit", "12", "-n", "2",
+                                              "--concurrency", "3"))
+    result.assert_outcomes(passed=24)
+    assert in_flight[1] == 6  # 2 workers x 3 requests each
