@@ -78,6 +78,7 @@ class ChatClient:
     def __post_init__(self) -> None:
         api_key = os.environ.get(self.endpoint.api_key_env) or PLACEHOLDER_API_KEY
         self._api_key = api_key
+        self._closed = False
         self._openai = openai.OpenAI(
             base_url=self.endpoint.base_url,
             api_key=api_key,
@@ -92,10 +93,16 @@ class ChatClient:
         attempt = 0
         while True:
             attempt += 1
+            if self._closed:
+                raise ServerError("the session ended before this request was sent")
             try:
                 reply = self._send(messages, tools)
+            except RuntimeError as error:
+                if not self._closed:
+                    raise
+                raise ServerError(f"the session ended during this request: {error}") from None
             except (openai.OpenAIError, ValueError) as error:
-                if not is_retryable(error) or attempt > self.max_retries:
+                if not is_retryable(error) or attempt > self.max_retries or self._closed:
                     raise ServerError(self._redact(_describe(error, attempt))) from None
                 wait = retry_delay(error, attempt)
                 logger.warning(
@@ -108,6 +115,9 @@ class ChatClient:
             return self._clean(_with(reply, latency_s=latency, attempts=attempt))
 
     def close(self) -> None:
+        # Requests still in flight fail at once instead of retrying after the
+        # session ended (for example after Ctrl-C).
+        self._closed = True
         self._openai.close()
 
     def _clean(self, reply: ChatReply) -> ChatReply:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -497,3 +498,27 @@ def test_retry_after_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     assert retry.retry_delay(status_error(429, {"retry-after-ms": "600000"}), 1) == 120.0
     far = email.utils.formatdate(time.time() + 86400, usegmt=True)
     assert retry.retry_delay(status_error(429, {"Retry-After": far}), 1) == 120.0
+
+
+def test_closed_client_stops_retrying(scripted_server: ScriptedServer,
+                                      make_client: MakeClient) -> None:
+    scripted_server.script = lambda body, attempt: Fail(500, delay=0.3)
+    client = make_client(max_retries=5)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.chat([{"role": "user", "content": "hi"}])
+        except BaseException as error:  # noqa: BLE001 - the test inspects it
+            errors.append(error)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    time.sleep(0.1)
+    client.close()
+    worker.join(timeout=5)
+
+    assert not worker.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], ServerError)
+    assert len(scripted_server.requests) == 1
