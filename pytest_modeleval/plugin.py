@@ -42,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{MARKER}(benchmark): one item per sample of the named benchmark, "
         "e.g. @pytest.mark.modeleval('bfcl_v3')")
     run_config = options.load_run_config(config)
+    _check_report_dir_argument(config)
     _check_report_dir(run_config)
     if run_config.model == LOCAL_MODEL:
         run_config = _use_local_server(config, run_config)
@@ -264,6 +265,21 @@ def _check_run_config(run_config: options.RunConfig) -> None:
                 f"invalid base URL {run_config.base_url!r}: expected http(s)://HOST[:PORT]/v1 "
                 "such as http://127.0.0.1:8000/v1")
 
+
+
+def _check_report_dir_argument(config: pytest.Config) -> None:
+    """Reject `--report-dir DIR` when DIR exists, because pytest read DIR as a test path.
+
+    pytest picks the rootdir and ini file from the positional arguments before
+    plugins register their options, so a separate value naming an existing
+    folder silently changes the rootdir and drops this project's ini settings.
+    """
+    args = list(config.invocation_params.args)
+    for flag, value in zip(args, args[1:]):
+        if flag == "--report-dir" and Path(value).is_dir():
+            raise pytest.UsageError(
+                f"write --report-dir={value} with '=': pytest reads a separate value that "
+                "names an existing folder as a test path, which changes the rootdir")
 
 
 def _check_report_dir(run_config: options.RunConfig) -> None:

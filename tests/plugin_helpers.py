@@ -18,7 +18,7 @@ def add_bfcl_module(pytester: pytest.Pytester) -> None:
 
 def run_args(server_url: str, report_dir: Path, *extra: str) -> list[str]:
     return ["-p", "no:cacheprovider", "--model", "scripted-model", "--base-url", server_url,
-            "--report-dir", str(report_dir), *extra]
+            f"--report-dir={report_dir}", *extra]
 
 
 def load_results(report_dir: Path) -> dict[str, Any]:

@@ -24,8 +24,8 @@ def test_local_model_end_to_end(pytester: pytest.Pytester, xdist: list[str]) -> 
     add_bfcl_module(pytester)
     report_dir = pytester.path / "report"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--model", "local",
-                                           "-k", "bfcl", "--limit", "1", "--report-dir",
-                                           str(report_dir), *xdist, timeout=600)
+                                           "-k", "bfcl", "--limit", "1",
+                                           f"--report-dir={report_dir}", *xdist, timeout=600)
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     document = load_results(report_dir)
     totals = document["totals"]
