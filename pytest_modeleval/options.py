@@ -138,6 +138,13 @@ def parse_non_negative_int(text: str) -> int:
     return value
 
 
+def parse_model_name(text: str) -> str:
+    if not text.strip():
+        raise ValueError(f"invalid value {text!r}: expected a model name such as "
+                         "qwen3-coder-plus, or local for the embedded model")
+    return text.strip()
+
+
 def parse_bfcl_mode(text: str) -> BfclMode:
     if text not in ("fc", "prompt"):
         raise ValueError(f"invalid value {text!r}: expected 'fc' (native tools) or 'prompt'")
@@ -223,7 +230,7 @@ def register(parser: pytest.Parser) -> None:
                           default=None if ini_type == "bool" else _INI_DEFAULTS[ini_type])
 
     add("--model", "string", "model name sent to the server; without it benchmarks collect nothing",
-        metavar="NAME")
+        metavar="NAME", type=_argparse_type(parse_model_name))
     add("--base-url", "string", f"OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
         f"(default: ${BASE_URL_ENV})", metavar="URL")
     add("--api-key-env", "string", "name of the environment variable that holds the API key "

@@ -62,6 +62,7 @@ def test_model_without_base_url(pytester: pytest.Pytester,
          "bfcl_v3; valid: simple, multiple,*OVERALL*"),
         (["--threshold", "mmlu/all>=0.9"], "*unknown benchmark 'mmlu'; valid: bfcl_v3*"),
         (["--api-key", "sk-x"], "*unrecognized arguments: --api-key*"),
+        (["--model", " "], "*argument --model: invalid value ' ': expected a model name*"),
     ],
 )
 def test_bad_option_usage_error(pytester: pytest.Pytester, args: list[str], message: str
