@@ -152,7 +152,7 @@ def _render(calls: list[tuple[str, dict[str, Any]]], mode: Mode, subset: str) ->
 
 
 def _c_like_args(params: dict[str, Any]) -> str:
-    # Java and JavaScript answers hold source text; booleans are written bare.
+    # Java and JavaScript ground-truth values are source text; booleans are written bare.
     parts = []
     for key, value in params.items():
         if isinstance(value, bool):
@@ -181,7 +181,7 @@ def _official_grade(subset: str, case: Any, reply: Reply, mode: Mode) -> bool:
         return has_call if subset == "live_relevance" else not has_call
     if decoded is None or not bfcl.is_function_calling_format_output(decoded):
         return False
-    # The checker sees original names, as the plugin maps tool names back.
+    # The checker compares original names, because the plugin maps tool names back.
     functions = case.entry["function"]
     names = {f["name"].replace(".", "_"): f["name"] for f in functions}
     decoded = [{names.get(n, n): p for n, p in call.items()} for call in decoded]
