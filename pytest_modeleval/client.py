@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
@@ -112,7 +112,7 @@ class ChatClient:
                 time.sleep(wait)
                 continue
             latency = time.monotonic() - started
-            return self._clean(_with(reply, latency_s=latency, attempts=attempt))
+            return self._clean(replace(reply, latency_s=latency, attempts=attempt))
 
     def close(self) -> None:
         # Requests still in flight fail at once instead of retrying after the
@@ -133,7 +133,7 @@ class ChatClient:
 
         calls = tuple(ToolCall(text(c.name) or "", text(c.arguments) or "", c.id)
                       for c in reply.tool_calls)
-        return _with(reply, content=text(reply.content),
+        return replace(reply, content=text(reply.content),
                      reasoning_content=text(reply.reasoning_content), tool_calls=calls)
 
     def _redact(self, text: str) -> str:
@@ -244,9 +244,3 @@ def _describe(error: BaseException, attempts: int | None = None) -> str:
     if attempts is not None and attempts > 1:
         described += f" (after {attempts} attempts)"
     return described
-
-
-def _with(reply: ChatReply, **changes: Any) -> ChatReply:
-    from dataclasses import replace
-
-    return replace(reply, **changes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -158,8 +159,6 @@ def parse_gen_item(text: str) -> tuple[str, Any]:
     if not sep or not key.isidentifier():
         raise ValueError(f"invalid value {text!r}: expected KEY=VALUE such as temperature=0.7")
     try:
-        import json
-
         value: Any = json.loads(raw)
     except ValueError:
         value = raw

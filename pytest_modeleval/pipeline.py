@@ -70,9 +70,9 @@ class Pipeline:
         self._executor.shutdown(wait=False, cancel_futures=True)
         # Wake a feeder blocked on a full window so that it checks the stop flag.
         with self._lock:
-            held = len(self._slot_held)
+            held_slots = len(self._slot_held)
             self._slot_held.clear()
-        for _ in range(held):
+        for _ in range(held_slots):
             self._slots.release()
         if self._feeder is not None:
             self._feeder.join(timeout=5)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import __version__
-from .suites import Outcome, SubsetScore, get_suite
+from .suites import SUITE_MODULES, Outcome, SubsetScore, get_suite
 
 SCHEMA_VERSION = 1
 # Key of the record in `report.user_properties`, which xdist carries to the controller.
@@ -128,7 +128,5 @@ def _versions(benchmarks: list[str]) -> dict[str, str]:
 
 
 def _suite_order(name: str) -> tuple[int, str]:
-    from .suites import SUITE_MODULES
-
     names = list(SUITE_MODULES)
     return (names.index(name) if name in names else len(names), name)

@@ -221,9 +221,10 @@ def test_retry_honours_retry_after(scripted_server: ScriptedServer, make_client:
     assert "429" in records[0].getMessage()
 
 
-def test_retry_on_server_error(scripted_server: ScriptedServer,
-                                  make_client: MakeClient) -> None:
-    scripted_server.script = fail_first([Fail(500)])
+@pytest.mark.parametrize("fault", [Fail(500), Drop()], ids=["500", "dropped"])
+def test_retry_once_recovers(scripted_server: ScriptedServer, make_client: MakeClient,
+                             fault: Fail | Drop) -> None:
+    scripted_server.script = fail_first([fault])
 
     reply = make_client().chat(MESSAGES)
 
@@ -271,17 +272,6 @@ def test_client_4xx_not_retried(scripted_server: ScriptedServer, make_client: Ma
     assert "request rejected" in str(error.value)
     assert "attempts" not in str(error.value)
     assert warnings_of(caplog) == []
-
-
-def test_retry_on_dropped_connection(scripted_server: ScriptedServer,
-                                        make_client: MakeClient) -> None:
-    scripted_server.script = fail_first([Drop()])
-
-    reply = make_client().chat(MESSAGES)
-
-    assert reply.content == "recovered"
-    assert reply.attempts == 2
-    assert len(scripted_server.requests) == 2
 
 
 def test_retries_exhausted_raise(scripted_server: ScriptedServer, make_client: MakeClient,
