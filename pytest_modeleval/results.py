@@ -32,6 +32,8 @@ class SampleRecord:
     completion_tokens: int | None
     explanation: str
     reply: dict[str, Any] | None
+    # Multi-turn samples: each turn's query and steps (reply, calls, results).
+    transcript: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

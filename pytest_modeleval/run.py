@@ -92,7 +92,7 @@ class ModelevalRun:
         except ServerError as error:
             return _record(sample, repeat, Grade("error", None, str(error)), None)
         grade = suite.grade(sample, result, self.config)
-        return _record(sample, repeat, grade, suite.reply_of(result))
+        return _record(sample, repeat, grade, suite.reply_of(result), suite.transcript_of(result))
 
     def close(self) -> None:
         if self._pipeline is not None:
@@ -105,7 +105,8 @@ class ModelevalRun:
         return lambda: suite.run(sample, self.client, self.config)
 
 
-def _record(sample: Sample, repeat: int, grade: Grade, reply: Any) -> SampleRecord:
+def _record(sample: Sample, repeat: int, grade: Grade, reply: Any,
+            transcript: list[dict[str, Any]] | None = None) -> SampleRecord:
     return SampleRecord(
         benchmark=sample.benchmark,
         subset=sample.subset,
@@ -119,4 +120,5 @@ def _record(sample: Sample, repeat: int, grade: Grade, reply: Any) -> SampleReco
         completion_tokens=reply.completion_tokens if reply is not None else None,
         explanation=grade.explanation,
         reply=reply.to_dict() if reply is not None else None,
+        transcript=transcript,
     )

@@ -84,6 +84,9 @@ class Suite(Protocol):
     def reply_of(self, result: Any) -> ChatReply:
         """Return the model's final reply in a result of `run`."""
 
+    def transcript_of(self, result: Any) -> list[dict[str, Any]] | None:
+        """Return the turns of a multi-step result for the report, or None."""
+
     def rollups(self, subsets: dict[str, SubsetScore]) -> list[Rollup]:
         """Combine subset scores into the benchmark's published roll-ups."""
 

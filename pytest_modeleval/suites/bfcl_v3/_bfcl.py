@@ -48,6 +48,15 @@ class Bfcl:
     ReturnFormat: Any
     ModelStyle: Any
     GORILLA_TO_OPENAPI: Any
+    # Multi-turn pieces.
+    multi_turn_checker_module: Any
+    convert_to_function_call: Any
+    decode_execute_prompting: Any
+    format_execution_results_prompting: Any
+    is_empty_execute_response: Any
+    additional_function_prompt_fc: str
+    additional_function_prompt_prompting: str
+    maximum_step_limit: int
     version: str
 
 
@@ -61,9 +70,11 @@ def load_bfcl() -> Bfcl:
     os.environ.setdefault("BFCL_PROJECT_ROOT", scratch)
     try:
         from bfcl_eval import utils as bfcl_utils
+        from bfcl_eval.constants import default_prompts
         from bfcl_eval.constants.enums import Language, ModelStyle, ReturnFormat
         from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
         from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
+        from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_checker
         from bfcl_eval.model_handler import utils as handler_utils
     except ImportError as error:
         raise BfclMissingError(
@@ -83,6 +94,15 @@ def load_bfcl() -> Bfcl:
         ReturnFormat=ReturnFormat,
         ModelStyle=ModelStyle,
         GORILLA_TO_OPENAPI=GORILLA_TO_OPENAPI,
+        multi_turn_checker_module=multi_turn_checker,
+        convert_to_function_call=handler_utils.convert_to_function_call,
+        decode_execute_prompting=handler_utils.default_decode_execute_prompting,
+        format_execution_results_prompting=handler_utils.format_execution_results_prompting,
+        is_empty_execute_response=multi_turn_checker.is_empty_execute_response,
+        additional_function_prompt_fc=default_prompts.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC,
+        additional_function_prompt_prompting=(
+            default_prompts.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_PROMPTING),
+        maximum_step_limit=default_prompts.MAXIMUM_STEP_LIMIT,
         version=version("bfcl-eval"),
     )
 

@@ -24,8 +24,26 @@ FILE_STEMS = {
     "irrelevance": "irrelevance",
     "live_relevance": "live_relevance",
     "live_irrelevance": "live_irrelevance",
+    "multi_turn_base": "multi_turn_base",
+    "multi_turn_miss_func": "multi_turn_miss_func",
+    "multi_turn_miss_param": "multi_turn_miss_param",
+    "multi_turn_long_context": "multi_turn_long_context",
 }
 SUBSETS = tuple(FILE_STEMS)
+MULTI_TURN_SUBSETS = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param",
+                      "multi_turn_long_context")
+
+# Function docs of each simulated class, in bfcl-eval's multi_turn_func_doc folder.
+FUNC_DOC_FILES = {
+    "GorillaFileSystem": "gorilla_file_system.json",
+    "MathAPI": "math_api.json",
+    "MessageAPI": "message_api.json",
+    "TwitterAPI": "posting_api.json",
+    "TicketAPI": "ticket_api.json",
+    "TradingBot": "trading_bot.json",
+    "TravelAPI": "travel_booking.json",
+    "VehicleControlAPI": "vehicle_control.json",
+}
 
 CATEGORIES = {
     **dict.fromkeys(("simple", "multiple", "parallel", "parallel_multiple", "java",
@@ -33,16 +51,21 @@ CATEGORIES = {
     **dict.fromkeys(("live_simple", "live_multiple", "live_parallel",
                      "live_parallel_multiple"), "AST_LIVE"),
     **dict.fromkeys(("irrelevance", "live_relevance", "live_irrelevance"), "RELEVANCE"),
+    **dict.fromkeys(MULTI_TURN_SUBSETS, "MULTI_TURN"),
 }
 RELEVANCE_SUBSETS = frozenset(("irrelevance", "live_relevance", "live_irrelevance"))
 
 
 @dataclass(frozen=True)
 class BfclCase:
-    """One BFCL entry: the prompt record and, for AST subsets, its possible answers."""
+    """One BFCL entry: the prompt record and, for AST subsets, its possible answers.
+
+    For multi-turn subsets `possible_answer` is the ground truth: one list of
+    call strings per turn.
+    """
 
     entry: dict[str, Any]
-    possible_answer: list[dict[str, Any]] | None
+    possible_answer: list[Any] | None
 
 
 def load_subset(subset: str, limit: int | None) -> list[BfclCase]:
@@ -51,12 +74,39 @@ def load_subset(subset: str, limit: int | None) -> list[BfclCase]:
     entries = _read_jsonl(f"BFCL_v4_{stem}.json", limit)
     if subset in RELEVANCE_SUBSETS:
         return [BfclCase(entry, None) for entry in entries]
+    if subset in MULTI_TURN_SUBSETS:
+        entries = [_with_function_docs(entry) for entry in entries]
     answers = _read_jsonl(f"possible_answer/BFCL_v4_{stem}.json", limit)
     if len(answers) != len(entries):
         raise ValueError(f"bfcl-eval data for {subset}: {len(entries)} entries but "
                          f"{len(answers)} possible answers; reinstall with: {INSTALL_LINE}")
     # bfcl-eval pairs entries with answers by position, as its own runner does.
     return [BfclCase(entry, answer["ground_truth"]) for entry, answer in zip(entries, answers)]
+
+
+def _with_function_docs(entry: dict[str, Any]) -> dict[str, Any]:
+    """Add the docs of the entry's classes, holding back those `missed_function` names.
+
+    Mirrors bfcl-eval's populate_test_cases_with_predefined_functions: `function`
+    gets the docs offered from the start and `missed_function` maps each turn
+    index to the docs offered from that turn on. bfcl-eval's runner ignores the
+    `excluded_function` field, so this does too.
+    """
+    functions = []
+    for class_name in entry["involved_classes"]:
+        file_name = FUNC_DOC_FILES.get(class_name)
+        if file_name is None:
+            raise ValueError(f"BFCL entry {entry['id']} uses unsupported class {class_name!r}")
+        functions.extend(_read_jsonl(f"multi_turn_func_doc/{file_name}", None))
+    missed = {}
+    for turn, names in entry.get("missed_function", {}).items():
+        missed[turn] = []
+        for name in names:
+            for index, doc in enumerate(functions):
+                if doc["name"] == name:
+                    missed[turn].append(functions.pop(index))
+                    break
+    return {**entry, "function": functions, "missed_function": missed}
 
 
 def _read_jsonl(relative_path: str, limit: int | None) -> list[dict[str, Any]]:

@@ -36,17 +36,25 @@ def build_request(case: BfclCase, mode: str, underscore_to_dot: bool) -> BfclReq
     messages = copy.deepcopy(entry["question"][0])
     if mode == "prompt":
         messages = bfcl.system_prompt(messages, functions, entry["id"])
-        return BfclRequest(messages, None, _underscore_aliases(functions, underscore_to_dot))
-    tools = bfcl.convert_to_tool(functions, bfcl.GORILLA_TO_OPENAPI,
+        return BfclRequest(messages, None, underscore_aliases(functions, underscore_to_dot))
+    return BfclRequest(messages, build_tools(functions, underscore_to_dot),
+                       underscore_aliases(functions, underscore_to_dot))
+
+
+def build_tools(functions: list[dict[str, Any]], underscore_to_dot: bool
+                ) -> list[dict[str, Any]]:
+    """Return Chat Completions tools for BFCL function docs."""
+    bfcl = load_bfcl()
+    tools = bfcl.convert_to_tool(copy.deepcopy(functions), bfcl.GORILLA_TO_OPENAPI,
                                  bfcl.ModelStyle.OPENAI_COMPLETIONS)
     if not underscore_to_dot:
         # convert_to_tool always replaces dots; send the dataset's names instead.
         for tool, function in zip(tools, functions):
             tool["function"]["name"] = function["name"]
-    return BfclRequest(messages, tools, _underscore_aliases(functions, underscore_to_dot))
+    return tools
 
 
-def _underscore_aliases(functions: list[dict[str, Any]], enabled: bool) -> dict[str, str]:
+def underscore_aliases(functions: list[dict[str, Any]], enabled: bool) -> dict[str, str]:
     """Map `math_factorial` to `math.factorial` for each dotted function name."""
     if not enabled:
         return {}

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from .. import Rollup, SubsetScore
+from .data import MULTI_TURN_SUBSETS
 
-MULTI_TURN_SUBSETS = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param",
-                      "multi_turn_long_context")
 ROLLUP_NAMES = ("AST_NON_LIVE", "AST_LIVE", "RELEVANCE", "MULTI_TURN", "NON_LIVE", "LIVE",
                 "OVERALL")
 

@@ -57,10 +57,12 @@ def _grade_relevance(subset: str, calls: list[dict[str, Any]] | None, decode_err
     if subset == "live_relevance":
         if has_call:
             return Grade("correct", 1.0, "")
-        return Grade("wrong", 0.0, _clip(f"expected a function call, got none. {decode_error}"))
+        return Grade("wrong", 0.0,
+                     clip_explanation(f"expected a function call, got none. {decode_error}"))
     if not has_call:
         return Grade("correct", 1.0, "")
-    return Grade("wrong", 0.0, _clip(f"expected no function call, got {_format_calls(calls)}"))
+    return Grade("wrong", 0.0,
+                 clip_explanation(f"expected no function call, got {_format_calls(calls)}"))
 
 
 def _grade_ast(subset: str, case: BfclCase, calls: list[dict[str, Any]], reply: ChatReply
@@ -76,13 +78,13 @@ def _grade_ast(subset: str, case: BfclCase, calls: list[dict[str, Any]], reply: 
         return Grade("correct", 1.0, "")
     errors = result.get("error") or []
     message = "; ".join(str(error) for error in errors) or result.get("error_type", "invalid")
-    return Grade("wrong", 0.0, _clip(f"{message} | calls: {_format_calls(calls)}"))
+    return Grade("wrong", 0.0, clip_explanation(f"{message} | calls: {_format_calls(calls)}"))
 
 
 def _wrong(message: str, reply: ChatReply) -> Grade:
     got = (f"calls: {_format_calls([{c.name: c.arguments} for c in reply.tool_calls])}"
            if reply.tool_calls else f"text: {reply.content!r}")
-    return Grade("wrong", 0.0, _clip(f"{message} | {got}"))
+    return Grade("wrong", 0.0, clip_explanation(f"{message} | {got}"))
 
 
 def _format_calls(calls: Any) -> str:
@@ -103,6 +105,6 @@ def _return_format(subset: str) -> Any:
     return {"java": formats.JAVA, "javascript": formats.JAVASCRIPT}.get(subset, formats.PYTHON)
 
 
-def _clip(text: str) -> str:
+def clip_explanation(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_EXPLANATION else text[: MAX_EXPLANATION - 3] + "..."
