@@ -17,10 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_modeleval.suites.bfcl_v3._bfcl import load_bfcl
-from pytest_modeleval.suites.bfcl_v3.data import FILE_STEMS, RELEVANCE_SUBSETS, load_subset
+from pytest_modeleval.suites.bfcl_v3.data import (
+    FILE_STEMS,
+    MULTI_TURN_SUBSETS,
+    RELEVANCE_SUBSETS,
+    load_subset,
+)
+from tests import bfcl_multi_turn_oracle as multi_turn
 from tests.scripted_server import Reply, ToolCall
 
 Mode = Literal["fc", "prompt"]
+SINGLE_TURN_SUBSETS = tuple(s for s in FILE_STEMS if s not in MULTI_TURN_SUBSETS)
 Tamper = Literal["wrong", "none"]
 
 
@@ -34,6 +41,28 @@ class Oracle:
 
     def script(self, body: dict[str, Any], attempt: int) -> Reply:
         return self.replies.get(request_key(body), Reply(content="no scripted reply"))
+
+
+@dataclass
+class FullOracle:
+    """The single-turn and multi-turn oracles behind one script: all 17 subsets."""
+
+    single: Oracle
+    multi: multi_turn.MultiTurnOracle
+
+    def script(self, body: dict[str, Any], attempt: int) -> Reply:
+        reply = self.multi.script(body, attempt)
+        return reply if reply is not None else self.single.script(body, attempt)
+
+
+def build_full_oracle(mode: Mode, limit: int | None = None
+                      ) -> tuple[FullOracle, dict[str, float]]:
+    """Oracle replies for every subset, with chosen ids wrong, and the expected accuracy."""
+    single = build_oracle(mode, tamper=tamper_every(), limit=limit)
+    multi = multi_turn.build_multi_turn_oracle(mode, wrong=multi_turn.wrong_every(), limit=limit)
+    expected = {**expected_accuracy(single, mode, limit=limit),
+                **multi_turn.expected_accuracy(multi, limit=limit)}
+    return FullOracle(single, multi), expected
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -55,7 +84,7 @@ def official_request(entry: dict[str, Any], mode: Mode) -> dict[str, Any]:
     return {"messages": messages, "tools": tools}
 
 
-def build_oracle(mode: Mode, subsets: tuple[str, ...] = tuple(FILE_STEMS),
+def build_oracle(mode: Mode, subsets: tuple[str, ...] = SINGLE_TURN_SUBSETS,
                  tamper: dict[str, Tamper] | None = None, limit: int | None = None) -> Oracle:
     tamper = tamper or {}
     oracle = Oracle()
@@ -74,7 +103,7 @@ def build_oracle(mode: Mode, subsets: tuple[str, ...] = tuple(FILE_STEMS),
 
 
 def tamper_every(step_wrong: int = 37, step_none: int = 41,
-                 subsets: tuple[str, ...] = tuple(FILE_STEMS)) -> dict[str, Tamper]:
+                 subsets: tuple[str, ...] = SINGLE_TURN_SUBSETS) -> dict[str, Tamper]:
     """Choose ids spread over every subset: every n-th sample gets a wrong call or none."""
     chosen: dict[str, Tamper] = {}
     for subset in subsets:
@@ -86,7 +115,7 @@ def tamper_every(step_wrong: int = 37, step_none: int = 41,
     return chosen
 
 
-def expected_accuracy(oracle: Oracle, mode: Mode, subsets: tuple[str, ...] = tuple(FILE_STEMS),
+def expected_accuracy(oracle: Oracle, mode: Mode, subsets: tuple[str, ...] = SINGLE_TURN_SUBSETS,
                       limit: int | None = None) -> dict[str, float]:
     """Grade the oracle's replies with bfcl-eval's decoder and checker, per subset."""
     scores = {}

@@ -1,5 +1,6 @@
-"""Run a command against a scripted server that replies to every BFCL single-turn
-sample with bfcl-eval's ground-truth calls (a few chosen ids get wrong ones).
+"""Run a command against a scripted server that replies to every BFCL v3 sample
+with bfcl-eval's ground-truth calls (a few chosen ids get wrong ones); in
+multi-turn samples it replays each turn's calls, then ends the turn in text.
 
     python -m tests.serve_oracle [--mode fc|prompt] [--latency SECONDS] -- COMMAND...
 
@@ -16,7 +17,8 @@ import os
 import subprocess
 import sys
 
-from tests.bfcl_oracle import build_oracle, tamper_every
+from tests.bfcl_multi_turn_oracle import build_multi_turn_oracle, wrong_every
+from tests.bfcl_oracle import FullOracle, build_oracle, tamper_every
 from tests.scripted_server import Reply, ScriptedServer
 
 
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("missing command, e.g. -- pytest --model scripted -k bfcl")
 
-    oracle = build_oracle(args.mode, tamper=tamper_every())
+    oracle = FullOracle(build_oracle(args.mode, tamper=tamper_every()),
+                        build_multi_turn_oracle(args.mode, wrong=wrong_every()))
     latency = args.latency
 
     def script(body: dict, attempt: int) -> Reply:

@@ -1,16 +1,17 @@
 """Oracle parity: the plugin's per-subset accuracy equals bfcl-eval's own
-checker on the same replies, for all 13 single-turn subsets."""
+checkers on the same replies, for all 17 BFCL v3 subsets."""
 
 from __future__ import annotations
 
 import pytest
 
 from pytest_modeleval.suites.bfcl_v3.data import FILE_STEMS
-from tests.bfcl_oracle import build_oracle, expected_accuracy, tamper_every
+from tests import bfcl_multi_turn_oracle as multi_turn
+from tests.bfcl_oracle import build_full_oracle, build_oracle
 from tests.plugin_helpers import add_bfcl_module, load_results, run_args, subset_scores
 from tests.scripted_server import ScriptedServer
 
-TOTAL_SAMPLES = 3641
+TOTAL_SAMPLES = 4441
 
 
 @pytest.mark.parametrize(
@@ -27,9 +28,7 @@ TOTAL_SAMPLES = 3641
 )
 def test_oracle_parity(pytester: pytest.Pytester, mode: str, xdist: list[str],
                        limit: int | None) -> None:
-    tamper = tamper_every()
-    oracle = build_oracle(mode, tamper=tamper, limit=limit)  # type: ignore[arg-type]
-    expected = expected_accuracy(oracle, mode, limit=limit)  # type: ignore[arg-type]
+    oracle, expected = build_full_oracle(mode, limit=limit)  # type: ignore[arg-type]
     add_bfcl_module(pytester)
     report_dir = pytester.path / "report"
     extra = ["--bfcl-mode", mode, "--concurrency", "32", *xdist]
@@ -50,7 +49,17 @@ def test_oracle_parity(pytester: pytest.Pytester, mode: str, xdist: list[str],
     assert outcomes["failed"] == totals["wrong"]
     assert outcomes["passed"] == totals["correct"]
     assert totals["wrong"] > len(FILE_STEMS)  # tampered ids really failed
-    result.stdout.fnmatch_lines(["|*Model*|*Dataset*|*Metric*|*Subset*|*Num*|*Score*|*Cat.0*|"])
+    # Multi-turn verdicts agree sample by sample, and most altered samples fail.
+    outcome = {s["sample_id"]: s["outcome"] == "correct" for s in document["samples"]}
+    assert {i: outcome[i] for i in oracle.multi.verdicts} == oracle.multi.verdicts
+    altered = [i for i in multi_turn.wrong_every() if i in outcome]
+    assert sum(not outcome[i] for i in altered) >= 0.75 * len(altered)
+    rollups = {r["name"]: r for r in document["rollups"]}
+    assert not rollups["OVERALL"]["partial"]
+    assert not rollups["MULTI_TURN"]["partial"]
+    assert 0.5 < rollups["OVERALL"]["score"] < 1
+    result.stdout.fnmatch_lines(["|*Model*|*Dataset*|*Metric*|*Subset*|*Num*|*Score*|*Cat.0*|",
+                                 "*| OVERALL *"])
 
 
 def test_wrong_sample_explained(pytester: pytest.Pytester) -> None:

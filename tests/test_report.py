@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,101 @@ def document() -> dict[str, Any]:
         ],
         "unknown_extra_key": {"ignored": True},
     }
+
+
+def _step(calls: list[str], results: list[str], content: str | None = None,
+          decode_error: str = "") -> dict[str, Any]:
+    """Build a transcript step shaped like the one BFCL multi-turn samples record."""
+    return {
+        "reply": {"content": content, "reasoning_content": None,
+                  "tool_calls": [{"id": f"call_{index}", "name": call.split("(")[0],
+                                  "arguments": "{}"} for index, call in enumerate(calls)],
+                  "finish_reason": "tool_calls" if calls else "stop"},
+        "calls": calls,
+        "results": results,
+        "decode_error": decode_error,
+        "latency_s": 0.5,
+        "prompt_tokens": 300,
+        "completion_tokens": 20,
+    }
+
+
+def _multi_turn_sample(transcript: Any) -> dict[str, Any]:
+    return _sample("multi_turn_base", "multi_turn_base_0", "wrong",
+                   explanation="turn 1: wrong state", transcript=transcript,
+                   reply={"content": "final reply", "reasoning_content": None, "tool_calls": []})
+
+
+TWO_TURN_TRANSCRIPT = [
+    {"query": [{"role": "user", "content": "Go to the document folder and list it."}],
+     "steps": [_step(["cd(folder='document')", "ls()"],
+                     ['{"current_working_directory": "document"}',
+                      '{"current_directory_content": ["notes.txt"]}']),
+               _step([], [], content="It contains notes.txt.",
+                     decode_error="the reply has no tool call")]},
+    {"query": [{"role": "user", "content": "Show notes.txt."}],
+     "steps": [_step(["cat(file_name='notes.txt')"], [SCRIPT_CONTENT]),
+               _step([], [], content="Done.", decode_error="the reply has no tool call")]},
+]
+
+
+class _ElementTexts(HTMLParser):
+    """Collect, in document order, the text of the report elements that show a transcript.
+
+    Each entry is (kind, text). A <pre> inside a calls table is a "call" or a "result" by its
+    column. The other kinds are "summary", "turn" (the turn heading), "step", "label" and "pre".
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[tuple[str, str]] = []
+        self.start_tags: list[str] = []
+        self._kind: str | None = None
+        self._text: list[str] = []
+        self._in_calls = False
+        self._column = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.start_tags.append(tag)
+        css_class = dict(attrs).get("class")
+        if tag == "table" and css_class == "calls":
+            self._in_calls = True
+        elif tag == "tr":
+            self._column = 0
+        elif tag == "td":
+            self._column += 1
+        elif tag == "pre" and self._in_calls:
+            self._start("call" if self._column == 1 else "result")
+        elif tag == "pre":
+            self._start("pre")
+        elif tag == "summary":
+            self._start("summary")
+        elif tag == "h4" and css_class == "turn":
+            self._start("turn")
+        elif tag == "div" and css_class in ("label", "step"):
+            self._start(css_class)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in_calls = False
+        elif tag in ("pre", "summary", "h4", "div") and self._kind is not None:
+            self.entries.append((self._kind, "".join(self._text)))
+            self._kind = None
+
+    def handle_data(self, data: str) -> None:
+        if self._kind is not None:
+            self._text.append(data)
+
+    def _start(self, kind: str) -> None:
+        self._kind = kind
+        self._text = []
+
+
+def _transcript_entries(document: dict[str, Any], *kinds: str) -> list[tuple[str, str]]:
+    parser = _ElementTexts()
+    parser.feed(render_html(document))
+    parser.close()
+    return [entry for entry in parser.entries if not kinds or entry[0] in kinds]
 
 
 def _table_lines(lines: list[str]) -> list[str]:
@@ -369,6 +465,146 @@ def test_html_handles_many_samples(document: dict[str, Any]) -> None:
 
     assert html.count("<details>") == 4000
     assert html.count("&lt;script&gt;alert(1)") == 4000
+
+
+def test_html_transcript_turns_in_order() -> None:
+    document = {"samples": [_multi_turn_sample(TWO_TURN_TRANSCRIPT)]}
+    entries = _transcript_entries(document, "summary", "turn", "pre", "call", "result")
+
+    assert entries == [
+        ("summary", "transcript (2 turns)"),
+        ("turn", "Turn 0"),
+        ("pre", "Go to the document folder and list it."),
+        ("call", "cd(folder='document')"),
+        ("result", '{"current_working_directory": "document"}'),
+        ("call", "ls()"),
+        ("result", '{"current_directory_content": ["notes.txt"]}'),
+        ("pre", "It contains notes.txt."),
+        ("pre", "the reply has no tool call"),
+        ("turn", "Turn 1"),
+        ("pre", "Show notes.txt."),
+        ("call", "cat(file_name='notes.txt')"),
+        ("result", SCRIPT_CONTENT),
+        ("pre", "Done."),
+        ("pre", "the reply has no tool call"),
+    ]
+
+
+def test_html_transcript_step_labels() -> None:
+    document = {"samples": [_multi_turn_sample(TWO_TURN_TRANSCRIPT)]}
+    labels = _transcript_entries(document, "label", "step")
+
+    assert labels[:5] == [
+        ("label", "Query (user)"),
+        ("step", "Step 1 · 0.50 s · tokens 300 / 20 · finish tool_calls"),
+        ("step", "Step 2 · 0.50 s · tokens 300 / 20 · finish stop"),
+        ("label", "Content"),
+        ("label", "Decode error"),
+    ]
+    # Decoded calls restate the tool calls, so no raw tool call is listed.
+    assert not any(text.startswith("Tool call") for _, text in labels)
+
+
+def test_html_transcript_escapes_script() -> None:
+    transcript = copy.deepcopy(TWO_TURN_TRANSCRIPT)
+    transcript[0]["steps"][0]["calls"][0] = "cd(folder='<script>')"
+    transcript[1]["query"][0]["content"] = "<b>Show</b> notes.txt."
+    parser = _ElementTexts()
+    html = render_html({"samples": [_multi_turn_sample(transcript)]})
+    parser.feed(html)
+
+    assert "<script" not in html
+    assert "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "cd(folder=&#39;&lt;script&gt;&#39;)" in html
+    assert "&lt;b&gt;Show&lt;/b&gt; notes.txt." in html
+    assert "script" not in parser.start_tags
+    assert ("result", SCRIPT_CONTENT) in parser.entries
+
+
+def test_html_transcript_results_shorter_than_calls() -> None:
+    transcript = [{"query": [{"role": "user", "content": "q"}],
+                   "steps": [_step(["a()", "b()", "c()"], ["ra"])]}]
+    document = {"samples": [_multi_turn_sample(transcript)]}
+    entries = _transcript_entries(document, "call", "result")
+
+    assert entries == [("call", "a()"), ("result", "ra"), ("call", "b()"), ("result", "-"),
+                       ("call", "c()"), ("result", "-")]
+
+
+def test_html_transcript_more_results_than_calls() -> None:
+    transcript = [{"query": [], "steps": [_step(["a()"], ["ra", "extra"])]}]
+    document = {"samples": [_multi_turn_sample(transcript)]}
+    entries = _transcript_entries(document, "call", "result")
+
+    assert entries == [("call", "a()"), ("result", "ra"), ("call", "-"), ("result", "extra")]
+
+
+@pytest.mark.parametrize("transcript", [None, "not a list", {"query": []}, [], [None, 3, "x"]])
+def test_html_unreadable_transcript_shows_reply(transcript: Any) -> None:
+    document = {"samples": [_multi_turn_sample(transcript)]}
+    entries = _transcript_entries(document, "summary", "turn", "pre")
+
+    assert entries == [("summary", "reply"), ("pre", "final reply")]
+
+
+def test_html_transcript_missing_steps() -> None:
+    transcript = [{"query": [{"role": "user", "content": "first"}]},
+                  {"query": "not a list", "steps": "not a list"}]
+    document = {"samples": [_multi_turn_sample(transcript)]}
+    entries = _transcript_entries(document, "turn", "label", "pre")
+
+    assert entries == [
+        ("turn", "Turn 0"),
+        ("label", "Query (user)"),
+        ("pre", "first"),
+        ("label", "No steps recorded"),
+        ("turn", "Turn 1"),
+        ("label", "No steps recorded"),
+    ]
+
+
+def test_html_transcript_wrong_types() -> None:
+    step = {"reply": "not a dict", "calls": ["a()", 7, None, {"k": "v"}], "results": "oops",
+            "decode_error": ["bad"], "latency_s": "fast", "prompt_tokens": None}
+    transcript = [{"query": [None, {"content": ["part"]}, {"role": "user"}],
+                   "steps": [step, None, {}]}]
+    document = {"samples": [_multi_turn_sample(transcript)]}
+    entries = _transcript_entries(document, "step", "label", "pre", "call", "result")
+
+    assert entries == [
+        ("label", "Query (-)"),
+        ("pre", '["part"]'),
+        ("label", "Query (user)"),
+        ("pre", "-"),
+        ("step", "Step 1 · - s · tokens - / - · finish -"),
+        ("call", "a()"),
+        ("result", "-"),
+        ("call", "7"),
+        ("result", "-"),
+        ("call", "-"),
+        ("result", "-"),
+        ("call", '{"k": "v"}'),
+        ("result", "-"),
+        ("label", "Decode error"),
+        ("pre", '["bad"]'),
+        ("step", "Step 2 · - s · tokens - / - · finish -"),
+        ("label", "Empty reply"),
+    ]
+
+
+def test_html_transcript_undecoded_tool_calls() -> None:
+    step = _step([], [], decode_error="ValueError: bad arguments")
+    step["reply"]["tool_calls"] = [{"id": "c0", "name": "cd", "arguments": "{\"folder\": 1"}]
+    document = {"samples": [_multi_turn_sample([{"query": [], "steps": [step]}])]}
+    entries = _transcript_entries(document, "label", "pre", "call")
+
+    assert entries == [
+        ("label", "Tool call 1: cd"),
+        ("pre", '{"folder": 1'),
+        ("label", "Decode error"),
+        ("pre", "ValueError: bad arguments"),
+    ]
 
 
 def test_renderers_ignore_malformed_parts() -> None:

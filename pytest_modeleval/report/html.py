@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,7 @@ def _sample(sample: dict[str, Any]) -> dict[str, Any]:
         "tokens": f"{prompt_tokens} / {completion_tokens}",
         "explanation": format_text(sample.get("explanation")),
         "reply": _reply(sample.get("reply")),
+        "transcript": _transcript(sample.get("transcript")),
     }
 
 
@@ -164,3 +166,57 @@ def _arguments(arguments: Any) -> str:
         except ValueError:
             return arguments
     return json.dumps(arguments, ensure_ascii=False, indent=2, default=str)
+
+
+def _transcript(transcript: Any) -> list[dict[str, Any]] | None:
+    """Prepare the turns of a multi-turn sample, or None when no turn is readable."""
+    turns = [_turn(turn) for turn in dict_items(transcript)]
+    return turns or None
+
+
+def _turn(turn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "query": [_message(message) for message in dict_items(turn.get("query"))],
+        "steps": [_step(step) for step in dict_items(turn.get("steps"))],
+    }
+
+
+def _message(message: dict[str, Any]) -> dict[str, str]:
+    return {"role": format_text(message.get("role")), "content": _text(message.get("content"))}
+
+
+def _step(step: dict[str, Any]) -> dict[str, Any]:
+    reply = _reply(step.get("reply")) or {"content": None, "reasoning": None, "tool_calls": []}
+    calls = _texts(step.get("calls"))
+    results = _texts(step.get("results"))
+    decode_error = step.get("decode_error")
+    prompt_tokens = format_count(step.get("prompt_tokens"))
+    completion_tokens = format_count(step.get("completion_tokens"))
+    # Decoded calls restate the tool calls they came from, so the raw tool calls are shown
+    # only when decoding produced no call.
+    tool_calls = [] if calls else reply["tool_calls"]
+    return {
+        "reasoning": reply["reasoning"],
+        "content": reply["content"],
+        "tool_calls": tool_calls,
+        "calls": list(itertools.zip_longest(calls, results, fillvalue=MISSING)),
+        "decode_error": _text(decode_error) if decode_error else None,
+        "latency": _seconds(step.get("latency_s"), 2),
+        "tokens": f"{prompt_tokens} / {completion_tokens}",
+        "finish_reason": format_text(as_dict(step.get("reply")).get("finish_reason")),
+    }
+
+
+def _texts(values: Any) -> list[str]:
+    if not isinstance(values, list):
+        return []
+    return [_text(value) for value in values]
+
+
+def _text(value: Any) -> str:
+    """Format a transcript value: a string as it is, None as "-", any other value as JSON."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -148,7 +148,7 @@ class _Dialogue:
                     raise DecodeError("the reply has no text")
                 return bfcl.decode_execute_prompting(make_python_reply_safe(reply.content))
             if not reply.tool_calls:
-                raise DecodeError("the reply has no tool call")
+                return []  # an answer in text: the turn ends, as when decoding fails
             named = [{self.aliases.get(call.name, call.name): call.arguments}
                      for call in reply.tool_calls]
             return bfcl.convert_to_function_call(named)

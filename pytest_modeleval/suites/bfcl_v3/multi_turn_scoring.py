@@ -57,7 +57,7 @@ def explain(result: dict[str, Any]) -> str:
 
 
 def _checker_with(executor: Executor) -> Callable[..., dict[str, Any]]:
-    """bfcl-eval's multi_turn_checker with its executor name bound to `executor`."""
+    """Return bfcl-eval's multi_turn_checker with its executor name bound to `executor`."""
     module = load_bfcl().multi_turn_checker_module
     original = module.multi_turn_checker
     namespace = dict(vars(module))
@@ -67,7 +67,7 @@ def _checker_with(executor: Executor) -> Callable[..., dict[str, Any]]:
 
 
 def _isolated_executor() -> Executor:
-    """An executor with bfcl-eval's signature whose instances belong to one grading."""
+    """Return an executor with bfcl-eval's signature whose instances live for one grading."""
     worlds: dict[tuple[str, str], SimulatedWorld] = {}
 
     def execute(func_call_list: list[str], initial_config: dict[str, Any],
