@@ -504,7 +504,10 @@ def test_closed_client_stops_retrying(scripted_server: ScriptedServer,
 
     worker = threading.Thread(target=call)
     worker.start()
-    time.sleep(0.1)
+    # Close while the first request is at the server, not before it is sent.
+    deadline = time.monotonic() + 5
+    while not scripted_server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
     client.close()
     worker.join(timeout=5)
 
