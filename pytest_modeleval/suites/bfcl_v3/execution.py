@@ -46,7 +46,7 @@ MAX_INT_DIGITS = 30
 MAX_NESTING = 20
 # Arguments that the simulators turn into work proportional to their value.
 MAX_WORK_ARGUMENT = 10_000
-WORK_ARGUMENTS = frozenset({"precision", "exponent"})
+WORK_ARGUMENTS = frozenset({"precision", "exponent", "decimal_places"})
 
 # MathAPI sets mpmath's process-wide precision and VehicleControlAPI writes a
 # module-level dict before reading them back; one lock keeps each call's
@@ -170,11 +170,13 @@ class SimulatedWorld:
         except CallRejected as error:
             return f"{ERROR_PREFIX}{error}"
         try:
+            # Formatting inside the lock too: a result may point at shared
+            # state (mpmath's precision), and a huge int may refuse to print.
             with _EXECUTION_LOCK:
                 result = self.methods[parsed.name](*parsed.args, **parsed.kwargs)
+                return format_result(result)
         except Exception as error:  # noqa: BLE001 - a failed call is a result for the model
             return f"{ERROR_PREFIX}{error}"
-        return format_result(result)
 
 
 def format_result(result: Any) -> str:
