@@ -1,4 +1,4 @@
-"""BFCL v3: one item per sample of the 13 single-turn subsets.
+"""BFCL v3: one item per sample of all 17 subsets, single-turn and multi-turn.
 
 Run with `pytest --model NAME --base-url URL -k bfcl`; select subsets with
 -k, e.g. `-k "bfcl and live_simple"`.

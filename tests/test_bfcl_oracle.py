@@ -76,3 +76,28 @@ def test_wrong_sample_explained(pytester: pytest.Pytester) -> None:
     ])
     assert "Traceback" not in result.stdout.str()
     assert "def test_bfcl_v3" not in result.stdout.str()
+
+
+def test_multi_turn_failure_names_turn(pytester: pytest.Pytester) -> None:
+    oracle = multi_turn.build_multi_turn_oracle(
+        "fc", subsets=("multi_turn_base",), wrong=frozenset({"multi_turn_base_1"}), limit=3)
+    add_bfcl_module(pytester)
+    report_dir = pytester.path / "report"
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*run_args(server.url, report_dir, "-k", "multi_turn_base",
+                                              "--limit", "3"))
+
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*bfcl_v3/multi_turn_base multi_turn_base_1: wrong: turn 3: *Missing results: *",
+    ])
+    record = next(s for s in load_results(report_dir)["samples"]
+                  if s["sample_id"] == "multi_turn_base_1")
+    transcript = record["transcript"]
+    assert len(transcript) == 4
+    first_step = transcript[0]["steps"][0]
+    assert first_step["calls"] == ["ls(a=True)"]
+    assert first_step["results"][0].startswith('{"current_directory_content": ')
+    assert transcript[0]["steps"][-1]["reply"]["content"] == multi_turn.END_OF_TURN
+    assert record["prompt_tokens"] == sum(step["prompt_tokens"] for turn in transcript
+                                          for step in turn["steps"])

@@ -11,6 +11,7 @@ model text never reaches eval and no state is shared between gradings.
 from __future__ import annotations
 
 import json
+import re
 import types
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,8 @@ from .execution import SimulatedWorld
 from .scoring import clip_explanation
 
 Executor = Callable[..., tuple[list[str], dict[str, Any]]]
+# bfcl-eval's response and empty-turn messages end with "for turn N".
+_TURN_IN_MESSAGE = re.compile(r"\bfor turn (\d+)")
 
 
 def grade_conversation(case: BfclCase, conversation: Conversation) -> Grade:
@@ -42,7 +45,7 @@ def grade_conversation(case: BfclCase, conversation: Conversation) -> Grade:
 
 
 def explain(result: dict[str, Any]) -> str:
-    """Describe a failed check, naming the first turn that failed."""
+    """Describe a failed check, starting with the first turn that failed."""
     error_type = result.get("error_type", "")
     message = result.get("error_message", "the check failed")
     details = result.get("details") or {}
@@ -51,9 +54,11 @@ def explain(result: dict[str, Any]) -> str:
         turn = len(result.get("execution_result", [])) - 1
         differences = _json(details.get("differences"))
         return f"turn {turn}: {message} Differences: {differences}"
+    named = _TURN_IN_MESSAGE.search(message)
+    prefix = f"turn {named.group(1)}: " if named else ""
     if error_type == "multi_turn:execution_response_mismatch":
-        return f"{message} Missing results: {_json(details.get('missing_items'))}"
-    return message
+        return f"{prefix}{message} Missing results: {_json(details.get('missing_items'))}"
+    return f"{prefix}{message}"
 
 
 def _checker_with(executor: Executor) -> Callable[..., dict[str, Any]]:
