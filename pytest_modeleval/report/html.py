@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +63,13 @@ def render_html(document: dict[str, Any]) -> str:
 
     Every string from the document is autoescaped by Jinja2.
     """
+    return "".join(render_html_chunks(document))
+
+
+def render_html_chunks(document: dict[str, Any]) -> Iterator[str]:
+    """Render the page as a stream of pieces, for writing without holding it all."""
     template = _environment().get_template(TEMPLATE_NAME)
-    return template.render(_context(document))
+    return template.generate(_context(document))
 
 
 def _context(document: dict[str, Any]) -> dict[str, Any]:
