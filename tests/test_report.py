@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -657,10 +658,11 @@ def test_write_reports_render_failure(
     write_reports(document, tmp_path)
     previous_html = (tmp_path / "report.html").read_text(encoding="utf-8")
 
-    def fail_render(document: dict[str, Any]) -> str:
+    def fail_render(document: dict[str, Any]) -> Iterator[str]:
+        yield "<html>"  # part of the page is written before the failure
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr("pytest_modeleval.report.render_html", fail_render)
+    monkeypatch.setattr("pytest_modeleval.report.render_html_chunks", fail_render)
     document["model"] = "second-model"
     with pytest.raises(RuntimeError, match="render failed"):
         write_reports(document, tmp_path)
