@@ -109,3 +109,15 @@ def test_hostile_reply_through_plugin(pytester: pytest.Pytester, tmp_path: Path)
     assert totals["errors"] == 0
     assert totals["samples"] == result.parseoutcomes().get("passed", 0) + \
         result.parseoutcomes().get("failed", 0)
+
+
+@pytest.mark.parametrize("text", [
+    "[ls(a=(((10**100)**100)**100)**100)]",
+    "[f(base=(10**100)**100, height=1)]",
+    "[f(x=" + "*".join(["(2**60)"] * 80) + ")]",
+])
+def test_growing_arithmetic_rejected(text: str) -> None:
+    # Each step is within the exponent bound, yet the value would grow past
+    # what fits in memory or prints; decoding must stop early and cleanly.
+    with pytest.raises(DecodeError, match="bits|too large"):
+        decode_prompt_reply(text, load_bfcl().ReturnFormat.PYTHON)

@@ -12,15 +12,15 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from ...client import ChatClient, ChatReply
+from ...client import Chat, ChatReply, ServerError
 from ._bfcl import load_bfcl
 from .data import BfclCase
 from .decode import DecodeError, make_python_reply_safe
 from .execution import SimulatedWorld
 from .requests import build_tools, underscore_aliases
 
-# Longest execution result kept per call in the transcript of the report.
-MAX_TRANSCRIPT_RESULT = 2_000
+# Longest text kept per reply, call or execution result in the transcript.
+MAX_TRANSCRIPT_TEXT = 2_000
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def is_long_context(entry_id: str) -> bool:
     return "long_context" in entry_id.rsplit("_", 1)[0]
 
 
-def run_conversation(case: BfclCase, client: ChatClient, mode: str, underscore_to_dot: bool
+def run_conversation(case: BfclCase, client: Chat, mode: str, underscore_to_dot: bool
                      ) -> Conversation:
     """Talk to the model through every turn of the sample; raises ServerError on a failed call."""
     bfcl = load_bfcl()
@@ -83,7 +83,10 @@ def run_conversation(case: BfclCase, client: ChatClient, mode: str, underscore_t
     for index, query in enumerate(questions):
         if str(index) in held_out:
             query = dialogue.offer(held_out[str(index)])
-        steps, force_quit = dialogue.turn(query, world)
+        try:
+            steps, force_quit = dialogue.turn(query, world)
+        except ServerError as error:
+            raise ServerError(f"turn {index}: {error}") from None
         turns.append(Turn(tuple(query), tuple(steps)))
         if force_quit:
             return Conversation(tuple(turns), force_quit=True)
@@ -93,13 +96,14 @@ def run_conversation(case: BfclCase, client: ChatClient, mode: str, underscore_t
 class _Dialogue:
     """The message history and the offered tools of one conversation."""
 
-    def __init__(self, client: ChatClient, mode: str, functions: list[dict[str, Any]],
+    def __init__(self, client: Chat, mode: str, functions: list[dict[str, Any]],
                  underscore_to_dot: bool) -> None:
         self.client = client
         self.mode = mode
         self.functions = functions
         self.underscore_to_dot = underscore_to_dot
         self.messages: list[dict[str, Any]] = []
+        self.replies = 0
         self._compile_tools()
 
     def offer(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,6 +124,7 @@ class _Dialogue:
         steps: list[Step] = []
         while True:
             reply = self.client.chat(self.messages, self.tools)
+            self.replies += 1
             self.messages.append(self._assistant_message(reply))
             try:
                 calls = self._decode(reply)
@@ -162,7 +167,7 @@ class _Dialogue:
         message: dict[str, Any] = {"role": "assistant", "content": reply.content or ""}
         if self.mode == "fc" and reply.tool_calls:
             message["tool_calls"] = [
-                {"id": _call_id(call.id, index), "type": "function",
+                {"id": self._call_id(call.id, index), "type": "function",
                  "function": {"name": call.name, "arguments": call.arguments}}
                 for index, call in enumerate(reply.tool_calls)]
         return message
@@ -173,19 +178,25 @@ class _Dialogue:
             text = load_bfcl().format_execution_results_prompting(
                 {}, results, {"model_responses_decoded": calls})
             return [{"role": "user", "content": text}]
-        return [{"role": "tool", "content": result, "tool_call_id": _call_id(call.id, index)}
+        return [{"role": "tool", "content": result,
+                 "tool_call_id": self._call_id(call.id, index)}
                 for index, (result, call) in enumerate(zip(results, reply.tool_calls))]
 
-
-def _call_id(call_id: str | None, index: int) -> str:
-    # A server that sends no id still needs the tool messages matched to calls.
-    return call_id or f"call_{index}"
+    def _call_id(self, call_id: str | None, index: int) -> str:
+        # A server that sends no id still needs each tool message matched to
+        # its call, with ids unique in the conversation.
+        return call_id or f"call_{self.replies}_{index}"
 
 
 def _step_record(step: Step) -> dict[str, Any]:
+    reply = step.reply.to_dict()
+    reply["content"] = _clip(reply["content"])
+    reply["reasoning_content"] = _clip(reply["reasoning_content"])
+    reply["tool_calls"] = [{**call, "arguments": _clip(call["arguments"])}
+                           for call in reply["tool_calls"]]
     return {
-        "reply": step.reply.to_dict(),
-        "calls": list(step.calls),
+        "reply": reply,
+        "calls": [_clip(call) for call in step.calls],
         "results": [_clip(result) for result in step.results],
         "decode_error": step.decode_error,
         "latency_s": round(step.reply.latency_s, 4),
@@ -194,7 +205,7 @@ def _step_record(step: Step) -> dict[str, Any]:
     }
 
 
-def _clip(text: str) -> str:
-    if len(text) <= MAX_TRANSCRIPT_RESULT:
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_TRANSCRIPT_TEXT:
         return text
-    return text[:MAX_TRANSCRIPT_RESULT] + f"... [{len(text) - MAX_TRANSCRIPT_RESULT} more]"
+    return text[:MAX_TRANSCRIPT_TEXT] + f"... [{len(text) - MAX_TRANSCRIPT_TEXT} more]"

@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 from ._bfcl import load_bfcl
 
-# Bounds that keep folded arithmetic cheap: 10**100 is fine, 9**9**9 is not.
+# Bounds that keep folded arithmetic cheap: 10**100 is fine, 9**9**9 is not,
+# and neither is (10**100)**100**... built up one bounded step at a time.
 MAX_POWER_EXPONENT = 100
+MAX_FOLDED_BITS = 4_096
 MAX_FOLDED_STRING = 10_000
 
 _FOLDABLE: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -56,10 +58,12 @@ def decode_prompt_reply(text: str | None, return_format: Any) -> list[dict[str, 
     if not text or not text.strip():
         raise DecodeError("the reply is empty")
     bfcl = load_bfcl()
-    if return_format == bfcl.ReturnFormat.PYTHON:
-        text = make_python_reply_safe(text)
     try:
+        if return_format == bfcl.ReturnFormat.PYTHON:
+            text = make_python_reply_safe(text)
         return bfcl.decode_prompting(text, return_format, has_tool_call_tag=False)
+    except DecodeError:
+        raise
     except Exception as error:  # noqa: BLE001 - any decoder failure means "no valid call"
         raise DecodeError(f"{type(error).__name__}: {error}") from None
 
@@ -73,7 +77,10 @@ def make_python_reply_safe(text: str) -> str:
         return text  # bfcl-eval's decoder fails on the same string without eval
     if not any(isinstance(node, (ast.BinOp, ast.Lambda)) for node in ast.walk(tree)):
         return text
-    return ast.unparse(_ArithmeticFolder().visit(tree))
+    try:
+        return ast.unparse(_ArithmeticFolder().visit(tree))
+    except (ValueError, RecursionError, MemoryError) as error:
+        raise DecodeError(f"cannot rewrite the reply: {type(error).__name__}") from None
 
 
 def _normalise_like_bfcl(text: str) -> str:
@@ -103,6 +110,9 @@ class _ArithmeticFolder(ast.NodeTransformer):
             raise DecodeError(f"cannot compute {ast.unparse(node)}: {error}") from None
         if isinstance(value, str) and len(value) > MAX_FOLDED_STRING:
             raise DecodeError("folded string argument is too long")
+        if isinstance(value, int) and value.bit_length() > MAX_FOLDED_BITS:
+            raise DecodeError(f"folded number {ast.unparse(node)} has more than "
+                              f"{MAX_FOLDED_BITS} bits")
         return ast.copy_location(ast.Constant(value), node)
 
 
@@ -123,3 +133,6 @@ def _check_operands(op: ast.operator, left: Any, right: Any) -> None:
             raise DecodeError("only + joins text in an argument value")
     elif isinstance(op, ast.Pow) and abs(right) > MAX_POWER_EXPONENT:
         raise DecodeError(f"exponent {right} is larger than {MAX_POWER_EXPONENT}")
+    elif (isinstance(op, ast.Pow) and isinstance(left, int)
+          and left.bit_length() * abs(right) > MAX_FOLDED_BITS):
+        raise DecodeError(f"{left.bit_length()}-bit number to the power {right} is too large")
