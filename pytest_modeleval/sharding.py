@@ -37,6 +37,10 @@ def make_partition_scheduler(config: object, log: object) -> object:
                 super().schedule()
                 return
             self.collection = next(iter(self.node2collection.values()))
+            # LoadScheduling sets this on its first schedule(), which is skipped
+            # here; its crash handling reads it when a replacement worker starts.
+            if self.maxschedchunk is None:
+                self.maxschedchunk = len(self.collection)
             indices = range(len(self.collection))
             sent: set[int] = set()
             for node in self.nodes:
