@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 
+from .cache import ResponseCache, cache_key
 from .options import GenerationSettings
 from .retry import is_retryable, retry_delay
 
@@ -42,6 +44,23 @@ class ChatReply:
     completion_tokens: int | None = None
     latency_s: float = 0.0
     attempts: int = 1
+    # True when the reply came from the response cache instead of the server.
+    cached: bool = False
+
+    def to_cache(self) -> dict[str, Any]:
+        return {**self.to_dict(), "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "latency_s": self.latency_s}
+
+    @classmethod
+    def from_cache(cls, stored: dict[str, Any]) -> ChatReply:
+        calls = tuple(ToolCall(c["name"], c["arguments"], c.get("id"))
+                      for c in stored.get("tool_calls") or [])
+        return cls(content=stored.get("content"),
+                   reasoning_content=stored.get("reasoning_content"), tool_calls=calls,
+                   finish_reason=stored.get("finish_reason"),
+                   prompt_tokens=stored.get("prompt_tokens"),
+                   completion_tokens=stored.get("completion_tokens"),
+                   latency_s=stored.get("latency_s") or 0.0, attempts=0, cached=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,7 +69,15 @@ class ChatReply:
             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
                            for c in self.tool_calls],
             "finish_reason": self.finish_reason,
+            "cached": self.cached,
         }
+
+
+class Chat(Protocol):
+    """Anything that answers a chat request: a ChatClient or a ScopedClient."""
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+             ) -> ChatReply: ...
 
 
 class ServerError(Exception):
@@ -74,6 +101,7 @@ class ChatClient:
     gen: GenerationSettings = field(default_factory=GenerationSettings)
     stream: bool = False
     max_retries: int = 5
+    cache: ResponseCache | None = None
 
     def __post_init__(self) -> None:
         api_key = os.environ.get(self.endpoint.api_key_env) or PLACEHOLDER_API_KEY
@@ -86,8 +114,26 @@ class ChatClient:
             timeout=self.gen.timeout if self.gen.timeout is not None else 600.0,
         )
 
-    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
-             ) -> ChatReply:
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+             scope: dict[str, Any] | None = None) -> ChatReply:
+        """Return the cached reply, or send the request and cache the reply.
+
+        `scope` adds what else shapes the reply to the cache key, such as the
+        benchmark data version and the repeat index.
+        """
+        key = self._cache_key(messages, tools, scope) if self.cache else None
+        stored = self._cache_get(key)
+        if stored is not None:
+            return ChatReply.from_cache(stored)
+        reply = self._send_with_retries(messages, tools)
+        self._cache_put(key, reply)
+        return reply
+
+    def scoped(self, scope: dict[str, Any]) -> ScopedClient:
+        return ScopedClient(self, scope)
+
+    def _send_with_retries(self, messages: list[dict[str, Any]],
+                           tools: list[dict[str, Any]] | None) -> ChatReply:
         """Send one completion request, retrying what `is_retryable` allows."""
         started = time.monotonic()
         attempt = 0
@@ -119,6 +165,36 @@ class ChatClient:
         # session ended (for example after Ctrl-C).
         self._closed = True
         self._openai.close()
+
+    def _cache_key(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                   scope: dict[str, Any] | None) -> str:
+        # Streaming and the timeout change how a reply arrives, not the reply.
+        return cache_key({
+            "base_url": self.endpoint.base_url, "model": self.endpoint.model,
+            "messages": messages, "tools": tools or None,
+            "request": self.gen.request, "extra_body": self.gen.extra_body,
+            "scope": scope or {},
+        })
+
+    def _cache_get(self, key: str | None) -> dict[str, Any] | None:
+        if key is None or self.cache is None:
+            return None
+        try:
+            return self.cache.get(key)
+        except (sqlite3.Error, ValueError) as error:
+            logger.warning("response cache %s unreadable, asking the server: %s",
+                           self.cache.path, error)
+            return None
+
+    def _cache_put(self, key: str | None, reply: ChatReply) -> None:
+        if key is None or self.cache is None:
+            return
+        try:
+            self.cache.put(key, reply.to_cache())
+        except sqlite3.Error as error:
+            # The run goes on: a reply that cannot be cached is still graded.
+            logger.warning("response cache %s not written: %s", self.cache.path, error)
+
 
     def _clean(self, reply: ChatReply) -> ChatReply:
         """Make reply text safe to store: key redacted, lone surrogates replaced.
@@ -156,6 +232,18 @@ class ChatClient:
             return assemble_stream(stream)
         completion = self._openai.chat.completions.create(**kwargs)
         return parse_completion(completion)
+
+
+@dataclass(frozen=True)
+class ScopedClient:
+    """A client whose cache keys also carry one sample's scope."""
+
+    client: ChatClient
+    scope: dict[str, Any]
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+             ) -> ChatReply:
+        return self.client.chat(messages, tools, scope=self.scope)
 
 
 def parse_completion(completion: Any) -> ChatReply:

@@ -97,6 +97,8 @@ class RunConfig:
     bfcl_underscore_to_dot: bool
     thresholds: tuple[Threshold, ...]
     report_dir: str
+    # Folder of the response cache, or None when --no-cache is given.
+    cache_dir: str | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """Return the settings for results.json: names of secrets, never their values."""
@@ -113,6 +115,7 @@ class RunConfig:
             "bfcl_underscore_to_dot": self.bfcl_underscore_to_dot,
             "thresholds": [threshold.expression for threshold in self.thresholds],
             "report_dir": self.report_dir,
+            "cache_dir": self.cache_dir,
         }
 
 
@@ -262,6 +265,11 @@ def register(parser: pytest.Parser) -> None:
         type=_argparse_type(parse_threshold))
     add("--report-dir", "string", "folder for results.json, report.md and report.html "
         f"(default: ./{DEFAULT_REPORT_DIR})", metavar="DIR")
+    add("--cache-dir", "string", "folder of the response cache, where every reply is kept as "
+        "it arrives so reruns send only what is missing (default: "
+        "$XDG_CACHE_HOME/pytest-modeleval or ~/.cache/pytest-modeleval)", metavar="DIR")
+    add("--no-cache", "bool", "neither read nor write the response cache", action="store_true",
+        default=None)
 
 
 _INI_DEFAULTS: dict[str, Any] = {"string": "", "linelist": []}
@@ -300,7 +308,16 @@ def load_run_config(config: pytest.Config) -> RunConfig:
         bfcl_underscore_to_dot=_flag(config, "--bfcl-underscore-to-dot", default=True),
         thresholds=tuple(thresholds),
         report_dir=_setting(config, "--report-dir") or DEFAULT_REPORT_DIR,
+        cache_dir=_cache_dir(config),
     )
+
+
+def _cache_dir(config: pytest.Config) -> str | None:
+    if _flag(config, "--no-cache", default=False):
+        return None
+    from .cache import default_cache_dir
+
+    return _setting(config, "--cache-dir") or str(default_cache_dir())
 
 
 def _setting(config: pytest.Config, name: str, parse: Callable[[str], Any] | None = None) -> Any:

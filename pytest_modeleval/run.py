@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +15,10 @@ from .options import RunConfig
 from .results import SampleRecord
 from .suites import Grade, Sample, Suite, get_suite
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
+    from .cache import ResponseCache
     from .client import ChatClient
     from .pipeline import Pipeline
 
@@ -68,7 +74,7 @@ class ModelevalRun:
             assert self.config.model and self.config.base_url
             endpoint = Endpoint(self.config.model, self.config.base_url, self.config.api_key_env)
             self._client = ChatClient(endpoint, self.config.gen, self.config.stream,
-                                      self.config.max_retries)
+                                      self.config.max_retries, _open_cache(self.config))
         return self._client
 
     def start_pipeline(self, samples_in_run_order: list[tuple[str, Sample]]) -> None:
@@ -99,10 +105,28 @@ class ModelevalRun:
             self._pipeline.close()
         if self._client is not None:
             self._client.close()
+            if self._client.cache is not None:
+                self._client.cache.close()
 
-    def _job(self, sample: Sample) -> Any:
+    def _job(self, sample: Sample, repeat: int = 0) -> Any:
         suite: Suite = get_suite(sample.benchmark)
-        return lambda: suite.run(sample, self.client, self.config)
+        # The data version and repeat index shape the reply as much as the
+        # request does, so they are part of every cache key of this sample.
+        scope = {"benchmark": sample.benchmark, "data": suite.version(), "repeat": repeat}
+        return lambda: suite.run(sample, self.client.scoped(scope), self.config)
+
+
+def _open_cache(config: RunConfig) -> ResponseCache | None:
+    if config.cache_dir is None:
+        return None
+    from .cache import ResponseCache
+
+    try:
+        return ResponseCache(Path(config.cache_dir))
+    except (OSError, sqlite3.Error) as error:
+        logger.warning("response cache in %s cannot be opened (%s); running without it, "
+                       "fix the folder or pass --no-cache", config.cache_dir, error)
+        return None
 
 
 def _record(sample: Sample, repeat: int, grade: Grade, reply: Any,

@@ -19,3 +19,14 @@ def scripted_server() -> Iterator[ScriptedServer]:
     """Provide a started ScriptedServer that replies "OK" until the test sets `script`."""
     with ScriptedServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def private_response_cache(tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the default response cache at a new folder for each test.
+
+    Runs inside one test share the cache, as a user's reruns do; no test
+    reads another's replies or writes to the real ~/.cache.
+    """
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

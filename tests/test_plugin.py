@@ -97,9 +97,12 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         "  --bfcl-underscore-to-dot, --no-bfcl-underscore-to-dot",
         "  --threshold=EXPR *",
         "  --report-dir=DIR *",
+        "  --cache-dir=DIR *",
+        "  --no-cache *",
     ])
     for ini in ("modeleval_model", "modeleval_base_url", "modeleval_gen", "modeleval_threshold",
-                "modeleval_bfcl_underscore_to_dot", "modeleval_report_dir"):
+                "modeleval_bfcl_underscore_to_dot", "modeleval_report_dir",
+                "modeleval_cache_dir", "modeleval_no_cache"):
         assert ini in result.stdout.str()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ..client import ChatClient, ChatReply
+    from ..client import Chat, ChatReply
     from ..options import RunConfig
 
 Outcome = Literal["correct", "wrong", "error", "unscored"]
@@ -75,7 +75,7 @@ class Suite(Protocol):
     def load(self, config: RunConfig) -> list[Sample]:
         """Return the samples to run, in dataset order, honouring `config.limit`."""
 
-    def run(self, sample: Sample, client: ChatClient, config: RunConfig) -> Any:
+    def run(self, sample: Sample, client: Chat, config: RunConfig) -> Any:
         """Do the sample's network work; runs in a background thread."""
 
     def grade(self, sample: Sample, result: Any, config: RunConfig) -> Grade:

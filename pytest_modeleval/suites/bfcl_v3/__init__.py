@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...client import ChatClient, ChatReply
+from ...client import Chat, ChatReply
 from ...options import RunConfig
 from .. import Grade, Rollup, Sample, SubsetScore
 from ._bfcl import load_bfcl
@@ -41,7 +41,7 @@ class BfclV3Suite:
                                       case))
         return samples
 
-    def run(self, sample: Sample, client: ChatClient, config: RunConfig
+    def run(self, sample: Sample, client: Chat, config: RunConfig
             ) -> BfclExchange | Conversation:
         if sample.subset in MULTI_TURN_SUBSETS:
             return run_conversation(sample.data, client, config.bfcl_mode,
