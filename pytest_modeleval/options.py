@@ -99,6 +99,8 @@ class RunConfig:
     report_dir: str
     # Folder of the response cache, or None when --no-cache is given.
     cache_dir: str | None = None
+    # (I, N): run only shard I of N (1-based), for a matrix of machines.
+    shard: tuple[int, int] | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """Return the settings for results.json: names of secrets, never their values."""
@@ -116,6 +118,7 @@ class RunConfig:
             "thresholds": [threshold.expression for threshold in self.thresholds],
             "report_dir": self.report_dir,
             "cache_dir": self.cache_dir,
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
         }
 
 
@@ -147,6 +150,15 @@ def parse_model_name(text: str) -> str:
         raise ValueError(f"invalid value {text!r}: expected a model name such as "
                          "qwen3-coder-plus, or local for the embedded model")
     return text.strip()
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if sep and index.strip().isdigit() and count.strip().isdigit():
+        shard = int(index), int(count)
+        if 1 <= shard[0] <= shard[1]:
+            return shard
+    raise ValueError(f"invalid value {text!r}: expected I/N with 1 <= I <= N, such as 2/3")
 
 
 def parse_bfcl_mode(text: str) -> BfclMode:
@@ -270,6 +282,9 @@ def register(parser: pytest.Parser) -> None:
         "$XDG_CACHE_HOME/pytest-modeleval or ~/.cache/pytest-modeleval)", metavar="DIR")
     add("--no-cache", "bool", "neither read nor write the response cache", action="store_true",
         default=None)
+    add("--shard", None, "run only the I-th of N equal slices of the benchmark items, for a "
+        "matrix of machines; merge the results with python -m pytest_modeleval merge",
+        metavar="I/N", type=_argparse_type(parse_shard))
 
 
 _INI_DEFAULTS: dict[str, Any] = {"string": "", "linelist": []}
@@ -309,6 +324,7 @@ def load_run_config(config: pytest.Config) -> RunConfig:
         thresholds=tuple(thresholds),
         report_dir=_setting(config, "--report-dir") or DEFAULT_REPORT_DIR,
         cache_dir=_cache_dir(config),
+        shard=config.getoption("modeleval_shard"),
     )
 
 

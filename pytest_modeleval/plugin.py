@@ -21,6 +21,7 @@ from . import options
 from .local_server import LOCAL_MAX_TOKENS, LOCAL_MODEL, LocalServer
 from .results import RECORD_PROPERTY, SampleRecord
 from .run import Graded, ModelevalRun, SampleServerError, SampleWrong
+from .sharding import partition
 from .suites import Sample
 
 RUN_KEY = pytest.StashKey[ModelevalRun]()
@@ -84,9 +85,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          indirect=True)
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash[RUN_KEY]
     if run.config.model:
+        if run.config.shard:
+            _keep_shard(config, items, *run.config.shard)
         return
     benchmark_items = [item for item in items if item.get_closest_marker(MARKER)]
     if benchmark_items:
@@ -222,6 +226,18 @@ class EvaluationSession:
 
 
 # --- helpers ---
+
+
+def _keep_shard(config: pytest.Config, items: list[pytest.Item], index: int, count: int
+                ) -> None:
+    """Keep every count-th benchmark item from the index-th; other items stay in every shard."""
+    benchmark = [item for item in items if item.get_closest_marker(MARKER)]
+    kept = set(partition(benchmark, index - 1, count))
+    dropped = [item for item in benchmark if item not in kept]
+    if dropped:
+        dropped_set = set(dropped)
+        items[:] = [item for item in items if item not in dropped_set]
+        config.hook.pytest_deselected(items=dropped)
 
 
 def _use_local_server(config: pytest.Config, run_config: options.RunConfig
