@@ -171,7 +171,7 @@ class ChatClient:
         # Streaming and the timeout change how a reply arrives, not the reply.
         return cache_key({
             "base_url": self.endpoint.base_url, "model": self.endpoint.model,
-            "messages": messages, "tools": tools or None,
+            "messages": _numbered_call_ids(messages), "tools": tools or None,
             "request": self.gen.request, "extra_body": self.gen.extra_body,
             "scope": scope or {},
         })
@@ -244,6 +244,31 @@ class ScopedClient:
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
              ) -> ChatReply:
         return self.client.chat(messages, tools, scope=self.scope)
+
+
+def _numbered_call_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace tool-call ids by their order of appearance, for the cache key.
+
+    Servers make ids up at random. Two samples that start alike get replies
+    with different ids; numbering keeps their later requests on one key.
+    """
+    numbers: dict[str, str] = {}
+
+    def number(call_id: Any) -> Any:
+        if not isinstance(call_id, str):
+            return call_id
+        return numbers.setdefault(call_id, f"call#{len(numbers)}")
+
+    numbered = []
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = [{**call, "id": number(call.get("id"))} if isinstance(call, dict) else call
+                     for call in message["tool_calls"]]
+            message = {**message, "tool_calls": calls}
+        if "tool_call_id" in message:
+            message = {**message, "tool_call_id": number(message["tool_call_id"])}
+        numbered.append(message)
+    return numbered
 
 
 def parse_completion(completion: Any) -> ChatReply:

@@ -185,3 +185,18 @@ def test_kill_9_rerun_sends_only_unfinished(pytester: pytest.Pytester) -> None:
                 for name in ("rerun", "clean")}
     assert len(outcomes["rerun"]) == samples
     assert outcomes["rerun"] == outcomes["clean"]
+
+
+def test_call_ids_do_not_split_keys(scripted_server: ScriptedServer, tmp_path: Path) -> None:
+    client = make_client(scripted_server, tmp_path)
+
+    def history(call_id: str) -> list[dict[str, Any]]:
+        call = {"id": call_id, "type": "function", "function": {"name": "add", "arguments": "{}"}}
+        return [*MESSAGES, {"role": "assistant", "content": "", "tool_calls": [call]},
+                {"role": "tool", "content": "4", "tool_call_id": call_id}]
+
+    client.chat(history("call_17"), TOOLS_A)
+    again = client.chat(history("chatcmpl-tool-9f2"), TOOLS_A)
+
+    assert again.cached
+    assert len(scripted_server.requests) == 1

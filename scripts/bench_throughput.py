@@ -1,0 +1,133 @@
+"""Throughput of the plugin against a bare openai thread pool, on one scripted server.
+
+    python scripts/bench_throughput.py [--latency 0.1] [--samples 1920] [--threads 64]
+
+Starts the scripted server (tests/scripted_server.py) in its own process on
+127.0.0.1 with the given reply latency, replying with bfcl-eval's
+ground-truth calls. Then, against that server:
+
+1. the plugin: `pytest --model scripted -k "bfcl and not multi_turn" --limit L`
+   with `--concurrency THREADS`, and again with `-n 2 --concurrency THREADS/2`;
+2. a bare `openai` client in a pool of THREADS threads sending the same
+   requests, built with the plugin's own request builder.
+
+L is the per-subset limit that gives the number of single-turn samples
+closest to --samples. Prints one line per measurement and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pytest_modeleval.suites.bfcl_v3.data import (  # noqa: E402
+    MULTI_TURN_SUBSETS,
+    SUBSETS,
+    load_subset,
+)
+from pytest_modeleval.suites.bfcl_v3.requests import build_request  # noqa: E402
+from tests.bfcl_oracle import build_oracle  # noqa: E402
+from tests.scripted_server import ScriptedServer  # noqa: E402
+
+SINGLE_TURN = [subset for subset in SUBSETS if subset not in MULTI_TURN_SUBSETS]
+
+
+def limit_for(samples: int) -> tuple[int, int]:
+    sizes = [len(load_subset(subset, None)) for subset in SINGLE_TURN]
+    best = min(range(1, max(sizes) + 1),
+               key=lambda limit: abs(sum(min(size, limit) for size in sizes) - samples))
+    return best, sum(min(size, best) for size in sizes)
+
+
+def run_plugin(url: str, limit: int, extra: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as report_dir:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   "--model", "scripted", "--base-url", url, "-k", "bfcl and not multi_turn",
+                   "--limit", str(limit), "--no-cache", f"--report-dir={report_dir}", *extra]
+        started = time.monotonic()
+        subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
+        return time.monotonic() - started
+
+
+def run_bare(url: str, bodies: list[dict], threads: int) -> float:
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+
+    def send(body: dict) -> None:
+        client.chat.completions.create(**body)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, bodies))
+    return time.monotonic() - started
+
+
+def plugin_requests(limit: int) -> list[dict]:
+    bodies = []
+    for subset in SINGLE_TURN:
+        for case in load_subset(subset, limit):
+            request = build_request(case, "fc", True)
+            body = {"model": "scripted", "messages": request.messages}
+            if request.tools:
+                body["tools"] = request.tools
+            bodies.append(body)
+    return bodies
+
+
+def serve(limit: int, latency: float) -> None:
+    """Run the scripted server until stdin closes; print its URL first."""
+    oracle = build_oracle("fc", limit=limit)
+
+    def script(body: dict, attempt: int):
+        return dataclasses.replace(oracle.script(body, attempt), delay=latency)
+
+    with ScriptedServer(script) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--samples", type=int, default=1920)
+    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--serve-limit", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_limit:
+        serve(args.serve_limit, args.latency)
+        return 0
+    limit, count = limit_for(args.samples)
+    os.environ.pop("OPENAI_BASE_URL", None)
+    server = subprocess.Popen([sys.executable, __file__, "--serve-limit", str(limit),
+                               "--latency", str(args.latency)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        plugin = run_plugin(url, limit, ["--concurrency", str(args.threads)])
+        xdist = run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2)])
+        bare = run_bare(url, plugin_requests(limit), args.threads)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    print(f"samples: {count} (--limit {limit}), latency {args.latency * 1000:.0f} ms, "
+          f"{args.threads} requests in flight")
+    print(f"bare openai thread pool: {bare:.1f} s ({count / bare:.0f} req/s)")
+    print(f"plugin --concurrency {args.threads}: {plugin:.1f} s, {plugin / bare:.2f} x bare")
+    print(f"plugin -n 2 --concurrency {args.threads // 2}: {xdist:.1f} s, "
+          f"{xdist / bare:.2f} x bare")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
