@@ -13,6 +13,7 @@ from typing import Any, Callable, Literal
 import pytest
 
 DEFAULT_REPORT_DIR = "modeleval-report"
+DEFAULT_PROGRESS_INTERVAL_S = 10.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
@@ -101,6 +102,8 @@ class RunConfig:
     cache_dir: str | None = None
     # (I, N): run only shard I of N (1-based), for a matrix of machines.
     shard: tuple[int, int] | None = None
+    # Seconds between progress lines; 0 turns them off.
+    progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
 
     def public_dict(self) -> dict[str, Any]:
         """Return the settings for results.json: names of secrets, never their values."""
@@ -159,6 +162,17 @@ def parse_shard(text: str) -> tuple[int, int]:
         if 1 <= shard[0] <= shard[1]:
             return shard
     raise ValueError(f"invalid value {text!r}: expected I/N with 1 <= I <= N, such as 2/3")
+
+
+def parse_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"invalid value {text!r}: expected seconds >= 0 such as 10 "
+                         "(0 turns progress lines off)")
+    return value
 
 
 def parse_bfcl_mode(text: str) -> BfclMode:
@@ -282,6 +296,10 @@ def register(parser: pytest.Parser) -> None:
         "$XDG_CACHE_HOME/pytest-modeleval or ~/.cache/pytest-modeleval)", metavar="DIR")
     add("--no-cache", "bool", "neither read nor write the response cache", action="store_true",
         default=None)
+    add("--progress-interval", "string", "seconds between progress lines with items done, "
+        f"request and token rates and time left; 0 turns them off, as -q does (default: "
+        f"{DEFAULT_PROGRESS_INTERVAL_S:g})", metavar="SECONDS",
+        type=_argparse_type(parse_interval))
     add("--shard", None, "run only the I-th of N equal slices of the benchmark items, for a "
         "matrix of machines; merge the results with python -m pytest_modeleval merge",
         metavar="I/N", type=_argparse_type(parse_shard))
@@ -325,7 +343,13 @@ def load_run_config(config: pytest.Config) -> RunConfig:
         report_dir=_setting(config, "--report-dir") or DEFAULT_REPORT_DIR,
         cache_dir=_cache_dir(config),
         shard=config.getoption("modeleval_shard"),
+        progress_interval_s=_progress_interval(config),
     )
+
+
+def _progress_interval(config: pytest.Config) -> float:
+    value = _setting(config, "--progress-interval", parse_interval)
+    return DEFAULT_PROGRESS_INTERVAL_S if value is None else value
 
 
 def _cache_dir(config: pytest.Config) -> str | None:

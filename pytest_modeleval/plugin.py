@@ -19,6 +19,7 @@ import pytest
 
 from . import options
 from .local_server import LOCAL_MAX_TOKENS, LOCAL_MODEL, LocalServer
+from .progress import Progress
 from .results import RECORD_PROPERTY, SampleRecord
 from .run import Graded, ModelevalRun, SampleServerError, SampleWrong
 from .sharding import partition
@@ -154,6 +155,12 @@ class XdistHooks:
         if self.run_config.model == LOCAL_MODEL:
             node.workerinput[LOCAL_URL_KEY] = self.run_config.base_url
 
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # The controller collects nothing itself; every worker reports the same ids.
+        session = node.config.pluginmanager.get_plugin("modeleval-session")
+        if session is not None:
+            session.start_progress(len(ids))
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if config.getoption("dist") != "load":
@@ -172,6 +179,13 @@ class EvaluationSession:
         self.is_worker = hasattr(config, "workerinput")
         self.report_paths: list[Path] = []
         self.report_error = ""
+        self.progress: Progress | None = None
+
+    def start_progress(self, total: int) -> None:
+        interval = self.run.config.progress_interval_s
+        quiet = self.config.get_verbosity() < 0
+        if self.progress is None and not self.is_worker and not quiet and interval > 0:
+            self.progress = Progress(total, interval)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -182,12 +196,21 @@ class EvaluationSession:
             return
         planned = [(item.nodeid, sample) for item in _own_items(session)
                    if (sample := _sample_of(item)) is not None]
+        self.start_progress(len(session.items))
         self.run.start_pipeline(planned)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == RECORD_PROPERTY:
                 self.run.records[report.nodeid] = value
+                if self.progress is not None:
+                    self.progress.add_record(value)
+        if self.progress is not None and report.when == "teardown":
+            self.progress.item_done()
+            line = self.progress.line()
+            terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+            if line and terminal is not None:
+                _write_own_line(terminal, line)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -226,6 +249,16 @@ class EvaluationSession:
 
 
 # --- helpers ---
+
+
+def _write_own_line(terminal: Any, line: str) -> None:
+    # Progress dots leave the cursor mid-line; xdist's dots do not update the
+    # reporter's own record of that, so ask the writer where the cursor is.
+    writer = getattr(terminal, "_tw", None)
+    mid_line = writer is not None and getattr(writer, "width_of_current_line", 0)
+    if mid_line and getattr(terminal, "currentfspath", None) is None:
+        terminal.write("\n")
+    terminal.write_line(line)  # starts a new line itself after pytest's own dots
 
 
 def _keep_shard(config: pytest.Config, items: list[pytest.Item], index: int, count: int

@@ -99,6 +99,8 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         "  --report-dir=DIR *",
         "  --cache-dir=DIR *",
         "  --no-cache *",
+        "  --progress-interval=SECONDS*",
+        "  --shard=I/N *",
     ])
     for ini in ("modeleval_model", "modeleval_base_url", "modeleval_gen", "modeleval_threshold",
                 "modeleval_bfcl_underscore_to_dot", "modeleval_report_dir",
