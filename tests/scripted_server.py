@@ -74,7 +74,14 @@ class Drop:
     delay: float = 0.0
 
 
-Outcome = Reply | Fail | Drop
+@dataclass(frozen=True)
+class Garbled:
+    """Outcome that answers 200 with a body that is not valid JSON, as a broken proxy might."""
+
+    body: bytes = b'{"id": "chatcmpl-garbled", "choices": ['
+
+
+Outcome = Reply | Fail | Drop | Garbled
 # Called with the parsed request body and the attempt number: 0 the first time this
 # exact body arrives, 1 the second time, and so on.
 Script = Callable[[dict, int], Outcome]
@@ -362,7 +369,9 @@ class _Handler(BaseHTTPRequestHandler):
         return bytes(body)
 
     def send_json(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+        self.send_raw(status, json.dumps(body).encode(), headers)
+
+    def send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -532,9 +541,10 @@ class ScriptedServer:
             log.exception("script raised for request %s", request_text)
             error = f"script raised {type(exc).__name__}: {exc}"
         else:
-            if isinstance(outcome, (Reply, Fail, Drop)):
+            if isinstance(outcome, (Reply, Fail, Drop, Garbled)):
                 return outcome
-            error = f"script returned {outcome!r}, but it must return a Reply, Fail or Drop"
+            error = (f"script returned {outcome!r}, but it must return a Reply, Fail, Drop "
+                     "or Garbled")
             log.error("%s, for request %s", error, request_text)
         with self._lock:
             self.script_errors.append(error)
@@ -543,6 +553,8 @@ class ScriptedServer:
     def _send_outcome(self, handler: _Handler, outcome: Outcome, body: dict) -> None:
         if isinstance(outcome, Drop):
             handler.drop()
+        elif isinstance(outcome, Garbled):
+            handler.send_raw(200, outcome.body)
         elif isinstance(outcome, Fail):
             error = {"message": outcome.message, "type": "scripted_error", "code": outcome.status}
             headers = {} if outcome.retry_after is None else {"Retry-After": outcome.retry_after}

@@ -13,13 +13,13 @@ import pytest
 
 from tests.bfcl_oracle import build_oracle
 from tests.plugin_helpers import add_bfcl_module, load_results, run_args
-from tests.scripted_server import Drop, Fail, Outcome, ScriptedServer
+from tests.scripted_server import Drop, Fail, Garbled, Outcome, ScriptedServer
 
 SAMPLES = 12
 SELECTION = ["-k", "[simple/ or [live_simple/", "--limit", str(SAMPLES)]
 # One fault per request on its first attempt; the retry gets the oracle's reply.
 FAULTS: list[Any] = [Fail(429, retry_after="0"), Fail(429), Fail(500), Fail(502), Fail(503),
-                     Drop(), "timeout"]
+                     Drop(), Garbled(), "timeout"]
 
 
 def pick_fault(body: dict[str, Any]) -> Any:
