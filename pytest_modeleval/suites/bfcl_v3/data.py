@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -97,7 +98,7 @@ def _with_function_docs(entry: dict[str, Any]) -> dict[str, Any]:
         file_name = FUNC_DOC_FILES.get(class_name)
         if file_name is None:
             raise ValueError(f"BFCL entry {entry['id']} uses unsupported class {class_name!r}")
-        functions.extend(_read_jsonl(f"multi_turn_func_doc/{file_name}", None))
+        functions.extend(_function_docs(file_name))
     missed = {}
     for turn, names in entry.get("missed_function", {}).items():
         missed[turn] = []
@@ -107,6 +108,12 @@ def _with_function_docs(entry: dict[str, Any]) -> dict[str, Any]:
                     missed[turn].append(functions.pop(index))
                     break
     return {**entry, "function": functions, "missed_function": missed}
+
+
+@functools.cache
+def _function_docs(file_name: str) -> tuple[dict[str, Any], ...]:
+    # Shared by every entry of a class; entries are copied before anything edits them.
+    return tuple(_read_jsonl(f"multi_turn_func_doc/{file_name}", None))
 
 
 def _read_jsonl(relative_path: str, limit: int | None) -> list[dict[str, Any]]:
