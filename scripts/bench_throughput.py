@@ -102,6 +102,8 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--samples", type=int, default=1920)
     parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--pytest-args", default="",
+                        help="extra pytest arguments for both plugin runs, e.g. '--capture=sys'")
     parser.add_argument("--serve-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_limit:
@@ -114,8 +116,10 @@ def main() -> int:
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
-        plugin = run_plugin(url, limit, ["--concurrency", str(args.threads)])
-        xdist = run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2)])
+        extra = args.pytest_args.split()
+        plugin = run_plugin(url, limit, ["--concurrency", str(args.threads), *extra])
+        xdist = run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2),
+                                        *extra])
         bare = run_bare(url, plugin_requests(limit), args.threads)
     finally:
         server.stdin.close()
