@@ -115,25 +115,26 @@ class ChatClient:
         )
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-             scope: dict[str, Any] | None = None) -> ChatReply:
+             scope: dict[str, Any] | None = None, label: str = "") -> ChatReply:
         """Return the cached reply, or send the request and cache the reply.
 
         `scope` adds what else shapes the reply to the cache key, such as the
-        benchmark data version and the repeat index.
+        benchmark data version and the repeat index. `label` names the sample
+        in log lines.
         """
         key = self._cache_key(messages, tools, scope) if self.cache else None
         stored = self._cache_get(key)
         if stored is not None:
             return ChatReply.from_cache(stored)
-        reply = self._send_with_retries(messages, tools)
+        reply = self._send_with_retries(messages, tools, label)
         self._cache_put(key, reply)
         return reply
 
-    def scoped(self, scope: dict[str, Any]) -> ScopedClient:
-        return ScopedClient(self, scope)
+    def scoped(self, scope: dict[str, Any], label: str = "") -> ScopedClient:
+        return ScopedClient(self, scope, label)
 
     def _send_with_retries(self, messages: list[dict[str, Any]],
-                           tools: list[dict[str, Any]] | None) -> ChatReply:
+                           tools: list[dict[str, Any]] | None, label: str = "") -> ChatReply:
         """Send one completion request, retrying what `is_retryable` allows."""
         started = time.monotonic()
         attempt = 0
@@ -152,9 +153,9 @@ class ChatClient:
                     raise ServerError(self._redact(_describe(error, attempt))) from None
                 wait = retry_delay(error, attempt)
                 logger.warning(
-                    "retrying request to model %s after %s (retry %d of %d, waiting %.1f s)",
-                    self.endpoint.model, self._redact(_describe(error)), attempt,
-                    self.max_retries, wait)
+                    "retrying request%s to model %s after %s (retry %d of %d, waiting %.1f s)",
+                    f" of {label}" if label else "", self.endpoint.model,
+                    self._redact(_describe(error)), attempt, self.max_retries, wait)
                 time.sleep(wait)
                 continue
             latency = time.monotonic() - started
@@ -240,10 +241,11 @@ class ScopedClient:
 
     client: ChatClient
     scope: dict[str, Any]
+    label: str = ""
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
              ) -> ChatReply:
-        return self.client.chat(messages, tools, scope=self.scope)
+        return self.client.chat(messages, tools, scope=self.scope, label=self.label)
 
 
 def _numbered_call_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -124,7 +124,8 @@ class ModelevalRun:
         # The data version and repeat index shape the reply as much as the
         # request does, so they are part of every cache key of this sample.
         scope = {"benchmark": sample.benchmark, "data": suite.version(), "repeat": repeat}
-        return lambda: suite.run(sample, self.client.scoped(scope), self.config)
+        label = f"{sample.benchmark}/{sample.subset} {sample.sample_id}"
+        return lambda: suite.run(sample, self.client.scoped(scope, label), self.config)
 
 
 def _open_cache(config: RunConfig) -> ResponseCache | None:

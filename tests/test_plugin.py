@@ -236,7 +236,8 @@ def test_streamed_equals_plain(pytester: pytest.Pytester) -> None:
     assert scores["plain"]["parallel"] == pytest.approx(5 / 6)
 
 
-def test_retries_end_scored(pytester: pytest.Pytester) -> None:
+def test_retries_end_scored(pytester: pytest.Pytester, caplog: pytest.LogCaptureFixture
+                            ) -> None:
     oracle = build_oracle("fc", subsets=("simple",), limit=4)
 
     def flaky(body: dict, attempt: int) -> Reply | Fail:
@@ -254,6 +255,10 @@ def test_retries_end_scored(pytester: pytest.Pytester) -> None:
         assert len(server.requests) == 4 + 1 + 2
     result.assert_outcomes(passed=4)
     assert load_results(report_dir)["totals"]["errors"] == 0
+    # Each retry line names its sample, wherever pytest's capture files it.
+    retried = [r.getMessage() for r in caplog.records if "retrying request" in r.getMessage()]
+    assert len(retried) == 3
+    assert all(" of bfcl_v3/simple simple_python_" in line for line in retried)
 
 
 @XDIST_MODES
