@@ -22,13 +22,12 @@ from typing import Any, Literal
 from pytest_modeleval.suites.bfcl_v3._bfcl import load_bfcl
 from pytest_modeleval.suites.bfcl_v3.data import MULTI_TURN_SUBSETS, BfclCase, load_subset
 from pytest_modeleval.suites.bfcl_v3.execution import SIMULATED_CLASSES, SOURCE_PACKAGE
+from tests.multi_turn_helpers import RESULTS_PREFIX
 from tests.scripted_server import Reply, ToolCall
 
 Mode = Literal["fc", "prompt"]
 CALLS_PER_STEP = 2
 END_OF_TURN = "All done for this request."
-# Prompting-mode execution results come back as a user message holding this repr.
-RESULTS_PREFIX = "[{'role': 'tool'"
 Call = tuple[str, dict[str, Any]]
 
 

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import httpcore2  # noqa: F401
 import pytest
 
+from pytest_modeleval.client import ChatClient, Endpoint
 from tests.scripted_server import ScriptedServer
 
 # httpx2 imports httpcore2 on its first request and caches its exception
@@ -30,3 +31,21 @@ def private_response_cache(tmp_path_factory: pytest.TempPathFactory,
     reads another's replies or writes to the real ~/.cache.
     """
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                   "all_proxy")
+UNSET_KEY_ENV = "MODELEVAL_TEST_UNSET_KEY"
+
+
+@pytest.fixture
+def chat_client(scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[ChatClient]:
+    """Provide a ChatClient for the scripted server, with no retries and no API key."""
+    # Proxy variables would route loopback traffic away from the scripted server.
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(UNSET_KEY_ENV, raising=False)
+    client = ChatClient(Endpoint("scripted", scripted_server.url, UNSET_KEY_ENV), max_retries=0)
+    yield client
+    client.close()

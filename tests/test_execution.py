@@ -10,7 +10,6 @@ the same payloads to show that the sentinel check can fail.
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import os
 import shlex
@@ -22,24 +21,22 @@ from typing import Any
 
 import pytest
 
-from pytest_modeleval.client import ChatClient, Endpoint
+from pytest_modeleval.client import ChatClient
 from pytest_modeleval.suites.bfcl_v3._bfcl import load_bfcl
 from pytest_modeleval.suites.bfcl_v3.conversation import run_conversation
-from pytest_modeleval.suites.bfcl_v3.data import BfclCase, load_subset
+from pytest_modeleval.suites.bfcl_v3.data import BfclCase
 from pytest_modeleval.suites.bfcl_v3.execution import (
     ERROR_PREFIX,
     MAX_CALL_CHARS,
     SimulatedWorld,
 )
 from pytest_modeleval.suites.bfcl_v3.multi_turn_scoring import grade_conversation
+from tests.multi_turn_helpers import is_after_results, multi_turn_case, turn_index
 from tests.scripted_server import Reply, ScriptedServer, ToolCall
 
 # Marks that a payload would leave in this process if it ran.
 MARK_NAME = "MODELEVAL_HOSTILE_MARK"
 UNUSED_MODULE = "tabnanny"  # a standard module with no import side effects
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                   "all_proxy")
-UNSET_KEY_ENV = "MODELEVAL_TEST_UNSET_KEY"
 
 NOT_A_METHOD = "is not a method of this sample's simulated classes"
 NOT_BARE = "only a bare method name may be called"
@@ -114,15 +111,6 @@ def hostile_call(kind: str, sentinel: Path) -> str:
 
 def write_expression(sentinel: Path) -> str:
     return f"__import__('pathlib').Path({str(sentinel)!r}).write_text('x')"
-
-
-@functools.cache
-def multi_turn_case(sample_id: str) -> BfclCase:
-    load_bfcl()
-    index = int(sample_id.rsplit("_", 1)[1])
-    case = load_subset("multi_turn_base", index + 1)[index]
-    assert case.entry["id"] == sample_id
-    return case
 
 
 # multi_turn_base_0 runs on GorillaFileSystem and TwitterAPI.
@@ -307,33 +295,6 @@ def test_math_calls_match_bfcl_executor(bfcl_executor: BfclExecutor,
 
 # Hostile replies through a whole conversation and its grading
 
-RESULTS_PREFIX = "[{'role': 'tool'"  # how bfcl-eval's prompting format sends results back
-
-
-@pytest.fixture
-def client(scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[ChatClient]:
-    # Proxy variables would route loopback traffic away from the scripted server.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv(UNSET_KEY_ENV, raising=False)
-    chat_client = ChatClient(Endpoint("scripted", scripted_server.url, UNSET_KEY_ENV),
-                             max_retries=0)
-    yield chat_client
-    chat_client.close()
-
-
-def is_after_results(body: dict[str, Any]) -> bool:
-    last = body["messages"][-1]
-    return last["role"] == "tool" or str(last.get("content")).startswith(RESULTS_PREFIX)
-
-
-def turn_index(body: dict[str, Any]) -> int:
-    questions = [message for message in body["messages"] if message["role"] == "user"
-                 and not str(message.get("content")).startswith(RESULTS_PREFIX)]
-    return len(questions) - 1
-
-
 def script_per_turn(replies: list[Reply]) -> Callable[[dict[str, Any], int], Reply]:
     """Send replies[turn] as each turn's first step and end the turn after its results."""
 
@@ -378,12 +339,12 @@ def hostile_prompt_text(template: str, sentinel: Path) -> str:
                            touch=f"touch {shlex.quote(str(sentinel))}")
 
 
-def test_hostile_tool_calls_grade_wrong(scripted_server: ScriptedServer, client: ChatClient,
+def test_hostile_tool_calls_grade_wrong(scripted_server: ScriptedServer, chat_client: ChatClient,
                                         sentinel: Path) -> None:
     case = multi_turn_case(FILE_SYSTEM_CASE_ID)
     scripted_server.script = script_per_turn([Reply(tool_calls=hostile_tool_calls(sentinel))])
 
-    conversation = run_conversation(case, client, "fc", False)
+    conversation = run_conversation(case, chat_client, "fc", False)
     grade = grade_conversation(case, conversation)
 
     assert grade.outcome == "wrong"
@@ -412,12 +373,12 @@ def test_bfcl_runs_tool_call_payload(index: int, sentinel: Path,
 
 
 def test_hostile_prompt_replies_grade_wrong(scripted_server: ScriptedServer,
-                                            client: ChatClient, sentinel: Path) -> None:
+                                            chat_client: ChatClient, sentinel: Path) -> None:
     case = multi_turn_case(FILE_SYSTEM_CASE_ID)
     texts = [hostile_prompt_text(template, sentinel) for template in PROMPT_TEMPLATES]
     scripted_server.script = script_per_turn([Reply(content=text) for text in texts])
 
-    conversation = run_conversation(case, client, "prompt", True)
+    conversation = run_conversation(case, chat_client, "prompt", True)
     grade = grade_conversation(case, conversation)
 
     assert grade.outcome == "wrong"
@@ -466,12 +427,12 @@ def test_unprintable_result_is_failed_execution(bfcl_executor: BfclExecutor) -> 
 
 
 def test_unprintable_result_grades_wrong(scripted_server: ScriptedServer,
-                                         client: ChatClient) -> None:
+                                         chat_client: ChatClient) -> None:
     case = multi_turn_case(MATH_SAMPLE_ID)
     power = ToolCall("power", json.dumps({"base": 10, "exponent": 5000}))
     scripted_server.script = script_per_turn([Reply(tool_calls=(power,))])
 
-    grade = grade_conversation(case, run_conversation(case, client, "fc", False))
+    grade = grade_conversation(case, run_conversation(case, chat_client, "fc", False))
 
     assert grade.outcome == "wrong"
 

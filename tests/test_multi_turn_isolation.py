@@ -9,58 +9,33 @@ no world may outlive its grading.
 from __future__ import annotations
 
 import ast
-import functools
 import gc
 import inspect
 import json
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from pytest_modeleval.client import ChatClient, Endpoint
+from pytest_modeleval.client import ChatClient
 from pytest_modeleval.suites import Grade
 from pytest_modeleval.suites.bfcl_v3 import conversation as conversation_module
 from pytest_modeleval.suites.bfcl_v3 import execution, multi_turn_scoring
 from pytest_modeleval.suites.bfcl_v3._bfcl import CHECKER_MODEL_NAME, load_bfcl
 from pytest_modeleval.suites.bfcl_v3.conversation import Conversation, run_conversation
-from pytest_modeleval.suites.bfcl_v3.data import BfclCase, load_subset
+from pytest_modeleval.suites.bfcl_v3.data import BfclCase
 from pytest_modeleval.suites.bfcl_v3.execution import SimulatedWorld
 from pytest_modeleval.suites.bfcl_v3.multi_turn_scoring import grade_conversation
+from tests.multi_turn_helpers import multi_turn_case
 from tests.scripted_server import Reply, ScriptedServer, ToolCall
 
 SAMPLE_A = "multi_turn_base_0"  # TwitterAPI and GorillaFileSystem, 4 turns
 SAMPLE_B = "multi_turn_base_2"  # TicketAPI and GorillaFileSystem, 5 turns
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                   "all_proxy")
-UNSET_KEY_ENV = "MODELEVAL_TEST_UNSET_KEY"
 
 Script = Callable[[dict[str, Any], int], Reply]
-
-
-@functools.cache
-def multi_turn_case(sample_id: str) -> BfclCase:
-    load_bfcl()
-    index = int(sample_id.rsplit("_", 1)[1])
-    case = load_subset("multi_turn_base", index + 1)[index]
-    assert case.entry["id"] == sample_id
-    return case
-
-
-@pytest.fixture
-def client(scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[ChatClient]:
-    # Proxy variables would route loopback traffic away from the scripted server.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv(UNSET_KEY_ENV, raising=False)
-    chat_client = ChatClient(Endpoint("scripted", scripted_server.url, UNSET_KEY_ENV),
-                             max_retries=0)
-    yield chat_client
-    chat_client.close()
 
 
 def bfcl_executor_globals() -> dict[str, Any]:
@@ -115,8 +90,8 @@ def replay_script(cases: list[BfclCase], skip_last_call_of_turn_0: bool = False)
     return script
 
 
-def converse(case: BfclCase, client: ChatClient) -> Conversation:
-    return run_conversation(case, client, "fc", False)
+def converse(case: BfclCase, chat_client: ChatClient) -> Conversation:
+    return run_conversation(case, chat_client, "fc", False)
 
 
 def results_of(conversation: Conversation) -> list[list[tuple[str, ...]]]:
@@ -127,24 +102,24 @@ CORRECT = Grade("correct", 1.0, "")
 
 
 def test_replayed_ground_truth_grades_correct(scripted_server: ScriptedServer,
-                                              client: ChatClient) -> None:
+                                              chat_client: ChatClient) -> None:
     # The isolation tests below rely on this replay being correct.
     scripted_server.script = replay_script([multi_turn_case(SAMPLE_A)])
 
     grade = grade_conversation(multi_turn_case(SAMPLE_A), converse(multi_turn_case(SAMPLE_A),
-                                                                   client))
+                                                                   chat_client))
 
     assert grade == CORRECT
 
 
 def test_sample_run_twice_scores_identically(scripted_server: ScriptedServer,
-                                             client: ChatClient) -> None:
+                                             chat_client: ChatClient) -> None:
     case = multi_turn_case(SAMPLE_A)
     scripted_server.script = replay_script([case], skip_last_call_of_turn_0=True)
 
-    first = converse(case, client)
+    first = converse(case, chat_client)
     first_grade = grade_conversation(case, first)
-    second = converse(case, client)
+    second = converse(case, chat_client)
     second_grade = grade_conversation(case, second)
 
     assert first_grade.outcome == "wrong"
@@ -154,10 +129,10 @@ def test_sample_run_twice_scores_identically(scripted_server: ScriptedServer,
 
 
 def test_same_conversation_grades_identically(scripted_server: ScriptedServer,
-                                              client: ChatClient) -> None:
+                                              chat_client: ChatClient) -> None:
     case = multi_turn_case(SAMPLE_A)
     scripted_server.script = replay_script([case])
-    conversation = converse(case, client)
+    conversation = converse(case, chat_client)
 
     grades = [grade_conversation(case, conversation) for _ in range(3)]
 
@@ -165,12 +140,12 @@ def test_same_conversation_grades_identically(scripted_server: ScriptedServer,
 
 
 def test_concurrent_samples_grade_correct(scripted_server: ScriptedServer,
-                                          client: ChatClient) -> None:
+                                          chat_client: ChatClient) -> None:
     cases = [multi_turn_case(SAMPLE_A), multi_turn_case(SAMPLE_B)] * 2
     scripted_server.script = replay_script(cases[:2])
 
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        conversations = list(pool.map(converse, cases, [client] * len(cases)))
+        conversations = list(pool.map(converse, cases, [chat_client] * len(cases)))
         grades = list(pool.map(grade_conversation, cases, conversations))
 
     assert grades == [CORRECT] * len(cases)
@@ -179,10 +154,10 @@ def test_concurrent_samples_grade_correct(scripted_server: ScriptedServer,
 
 
 def test_interleaved_gradings_agree(scripted_server: ScriptedServer,
-                                    client: ChatClient) -> None:
+                                    chat_client: ChatClient) -> None:
     case_a, case_b = multi_turn_case(SAMPLE_A), multi_turn_case(SAMPLE_B)
     scripted_server.script = replay_script([case_a, case_b], skip_last_call_of_turn_0=True)
-    conversation_a, conversation_b = converse(case_a, client), converse(case_b, client)
+    conversation_a, conversation_b = converse(case_a, chat_client), converse(case_b, chat_client)
 
     grades = [grade_conversation(case_a, conversation_a),
               grade_conversation(case_b, conversation_b),
@@ -194,12 +169,12 @@ def test_interleaved_gradings_agree(scripted_server: ScriptedServer,
 
 
 def test_grading_leaves_bfcl_cache_alone(scripted_server: ScriptedServer,
-                                         client: ChatClient) -> None:
+                                         chat_client: ChatClient) -> None:
     case = multi_turn_case(SAMPLE_A)
     scripted_server.script = replay_script([case])
     before = bfcl_instance_names()
 
-    grade = grade_conversation(case, converse(case, client))
+    grade = grade_conversation(case, converse(case, chat_client))
 
     assert grade == CORRECT
     assert bfcl_instance_names() - before == set()
@@ -223,7 +198,7 @@ def test_bfcl_checker_fills_its_cache() -> None:
     assert len(added) == 4  # two classes, for the model and for the ground truth
 
 
-def test_worlds_are_freed_after_grading(scripted_server: ScriptedServer, client: ChatClient,
+def test_worlds_are_freed_after_grading(scripted_server: ScriptedServer, chat_client: ChatClient,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     references: list[weakref.ref[Any]] = []
 
@@ -238,7 +213,7 @@ def test_worlds_are_freed_after_grading(scripted_server: ScriptedServer, client:
     case = multi_turn_case(SAMPLE_A)
     scripted_server.script = replay_script([case])
 
-    grades = [grade_conversation(case, converse(case, client)) for _ in range(2)]
+    grades = [grade_conversation(case, converse(case, chat_client)) for _ in range(2)]
     gc.collect()
 
     assert grades == [CORRECT] * 2
