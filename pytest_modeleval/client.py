@@ -74,7 +74,7 @@ class ChatReply:
 
 
 class Chat(Protocol):
-    """Anything that answers a chat request: a ChatClient or a ScopedClient."""
+    """A sender of chat requests: a ChatClient or a ScopedClient."""
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
              ) -> ChatReply: ...

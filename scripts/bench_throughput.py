@@ -97,7 +97,7 @@ def serve(limit: int, latency: float) -> None:
         sys.stdin.read()
 
 
-def main() -> int:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--samples", type=int, default=1920)
@@ -105,10 +105,15 @@ def main() -> int:
     parser.add_argument("--pytest-args", default="",
                         help="extra pytest arguments for both plugin runs, e.g. '--capture=sys'")
     parser.add_argument("--serve-limit", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_arguments()
     if args.serve_limit:
         serve(args.serve_limit, args.latency)
         return 0
+
     limit, count = limit_for(args.samples)
     os.environ.pop("OPENAI_BASE_URL", None)
     server = subprocess.Popen([sys.executable, __file__, "--serve-limit", str(limit),
@@ -124,6 +129,7 @@ def main() -> int:
     finally:
         server.stdin.close()
         server.wait(timeout=30)
+
     print(f"samples: {count} (--limit {limit}), latency {args.latency * 1000:.0f} ms, "
           f"{args.threads} requests in flight")
     print(f"bare openai thread pool: {bare:.1f} s ({count / bare:.0f} req/s)")

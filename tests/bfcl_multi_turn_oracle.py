@@ -1,7 +1,7 @@
 """Reference replies for BFCL multi-turn samples, and what bfcl-eval makes of them.
 
 The scripted model replays each turn's ground-truth calls, two per step, then
-answers in plain text to end the turn. A request is matched to its plan by the
+replies in plain text to end the turn. A request is matched to its plan by the
 turn queries it carries and the tools it offers; samples whose requests look
 alike (base and long-context twins) share the first such plan, so `received`
 records the calls each sample really gets. `expected_accuracy` grades those

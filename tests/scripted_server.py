@@ -76,7 +76,7 @@ class Drop:
 
 @dataclass(frozen=True)
 class Garbled:
-    """Outcome that answers 200 with a body that is not valid JSON, as a broken proxy might."""
+    """Outcome that replies 200 with a body that is not valid JSON, as a broken proxy might."""
 
     body: bytes = b'{"id": "chatcmpl-garbled", "choices": ['
 
@@ -307,8 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body go out in separate writes; without this, Nagle's
-        # algorithm holds the body until the client's delayed ACK, about 40 ms.
+        # Headers and body go out in separate writes. Without this, Nagle's
+        # algorithm delays the body until the client's delayed ACK, about 40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.owner._track(self.connection)
 

@@ -1,5 +1,5 @@
 """Run a command against a scripted server that replies to every BFCL v3 sample
-with bfcl-eval's ground-truth calls (a few chosen ids get wrong ones); in
+with bfcl-eval's ground-truth calls, a few chosen ids getting wrong ones. In
 multi-turn samples it replays each turn's calls, then ends the turn in text.
 
     python -m tests.serve_oracle [--mode fc|prompt] [--latency SECONDS] -- COMMAND...

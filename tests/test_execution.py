@@ -323,7 +323,7 @@ def hostile_tool_calls(sentinel: Path) -> tuple[ToolCall, ...]:
 
 # One reply per turn of multi_turn_base_0. The first two decode without eval in
 # bfcl-eval's prompting decoder. The last two hold arithmetic and a lambda, which
-# the plugin rejects before that decoder sees them.
+# the plugin rejects before they reach that decoder.
 PROMPT_TEMPLATES = [
     "[cd(folder=__import__('os').system({touch!r})), open({path}, 'w'), eval({write!r}), "
     "{write}]",

@@ -72,7 +72,7 @@ class BfclV3Suite:
 
 
 def _combined_reply(replies: list[ChatReply]) -> ChatReply:
-    """The last reply of a conversation, with the time and tokens of all its replies."""
+    """Return the last reply of a conversation, with the time and tokens of all its replies."""
     if not replies:
         return ChatReply(content=None)
     return replace(

@@ -1,7 +1,7 @@
 """Hold a BFCL multi-turn conversation: model steps, simulated execution, results back.
 
 This follows bfcl-eval's multi-turn inference loop for OpenAI-compatible
-models in FC and prompting mode: in each turn the model is asked again after
+models in FC and prompting mode. In each turn the model is asked again after
 every step that produced calls, until a reply decodes to no call or the step
 limit is passed. Calls run on this sample's own SimulatedWorld.
 """
@@ -19,7 +19,7 @@ from .decode import DecodeError, make_python_reply_safe
 from .execution import SimulatedWorld
 from .requests import build_tools, underscore_aliases
 
-# Longest text kept per reply, call or execution result in the transcript.
+# Maximum length of each reply text, call and execution result in the transcript.
 MAX_TRANSCRIPT_TEXT = 2_000
 
 
@@ -54,7 +54,7 @@ class Conversation:
         return [step.reply for turn in self.turns for step in turn.steps]
 
     def transcript(self) -> list[dict[str, Any]]:
-        """The conversation as JSON-ready data for results.json and the HTML report."""
+        """Return the conversation as JSON-ready data for results.json and the HTML report."""
         return [{"query": [dict(message) for message in turn.query],
                  "steps": [_step_record(step) for step in turn.steps]}
                 for turn in self.turns]

@@ -97,7 +97,8 @@ def _with_function_docs(entry: dict[str, Any]) -> dict[str, Any]:
     for class_name in entry["involved_classes"]:
         file_name = FUNC_DOC_FILES.get(class_name)
         if file_name is None:
-            raise ValueError(f"BFCL entry {entry['id']} uses unsupported class {class_name!r}")
+            raise ValueError(f"BFCL entry {entry['id']} uses unsupported class {class_name!r}; "
+                             f"install the supported data with: {INSTALL_LINE}")
         functions.extend(_function_docs(file_name))
     missed = {}
     for turn, names in entry.get("missed_function", {}).items():

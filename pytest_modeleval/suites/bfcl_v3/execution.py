@@ -4,8 +4,8 @@ bfcl-eval's executor prefixes each call string with an instance name and
 passes it to `eval()`, so a reply such as
 `__import__('pathlib').Path('x').write_text('x')` runs on this machine. Here a
 call is parsed with `ast` and accepted only when it is one call of a public
-method of the sample's simulated classes with literal arguments; its values
-are built from the parse tree and the bound method is called directly.
+method of the sample's simulated classes with literal arguments. Its values
+are built from the parse tree, and the bound method is called directly.
 Anything else becomes an execution error, as an invalid call is for bfcl-eval.
 """
 
@@ -36,8 +36,8 @@ SIMULATED_CLASSES = {
 SOURCE_PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 STATELESS_CLASSES = frozenset({"MathAPI"})
 
-# bfcl-eval refuses these names before eval; kept so error results match its executor.
-REFUSED_NAMES = frozenset({"kill", "exit", "quit", "remove", "unlink", "popen", "Popen", "run"})
+# bfcl-eval rejects these names before eval, so error results match its executor.
+BLOCKED_NAMES = frozenset({"kill", "exit", "quit", "remove", "unlink", "popen", "Popen", "run"})
 ERROR_PREFIX = "Error during execution: "
 
 # Bounds on what one call may ask of this process.
@@ -48,9 +48,9 @@ MAX_NESTING = 20
 MAX_WORK_ARGUMENT = 10_000
 WORK_ARGUMENTS = frozenset({"precision", "exponent", "decimal_places"})
 
-# MathAPI sets mpmath's process-wide precision and VehicleControlAPI writes a
-# module-level dict before reading them back; one lock keeps each call's
-# write and read together when conversations and scoring run at once.
+# MathAPI sets mpmath's process-wide precision, and VehicleControlAPI writes a
+# module-level dict, before reading them back. One lock keeps each call's write
+# and read together when conversations and gradings run at once.
 _EXECUTION_LOCK = threading.Lock()
 
 
@@ -79,7 +79,7 @@ def parse_call(text: str, methods: dict[str, Callable[..., Any]]) -> ParsedCall:
     if not isinstance(node.func, ast.Name):
         raise CallRejected("only a bare method name may be called")
     name = node.func.id
-    if name in REFUSED_NAMES:
+    if name in BLOCKED_NAMES:
         raise CallRejected(f"Function call {name} is not allowed.")
     if name not in methods:
         raise CallRejected(f"{name} is not a method of this sample's simulated classes")
