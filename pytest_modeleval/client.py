@@ -47,6 +47,11 @@ class ChatReply:
     # True when the reply came from the response cache instead of the server.
     cached: bool = False
 
+    @property
+    def text(self) -> str:
+        """The reply's text, "" when it has none (a reply with only tool calls)."""
+        return self.content or ""
+
     def to_cache(self) -> dict[str, Any]:
         return {**self.to_dict(), "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "latency_s": self.latency_s}

@@ -52,7 +52,8 @@ RESERVED_GEN_KEYS = {
 
 BfclMode = Literal["fc", "prompt"]
 _THRESHOLD_RE = re.compile(
-    r"^\s*(?P<benchmark>[A-Za-z0-9_.-]+)/(?P<target>[^<>=!\s]+)\s*(?P<op>>=|<=|==|>|<)\s*(?P<bound>\S+)\s*$"
+    r"^\s*(?P<benchmark>[A-Za-z0-9_.-]+)/(?P<target>[^<>=!\s]|[^<>=!\s][^<>=!]*[^<>=!\s])"
+    r"\s*(?P<op>>=|<=|==|>|<)\s*(?P<bound>\S+)\s*$"
 )
 
 
@@ -83,6 +84,20 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class JudgeSettings:
+    """The judge model that grades free-form answers; its key is read from `api_key_env`."""
+
+    model: str
+    base_url: str | None
+    api_key_env: str
+    gen: GenerationSettings = field(default_factory=GenerationSettings)
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "base_url": self.base_url,
+                "api_key_env": self.api_key_env, "gen": self.gen.as_dict()}
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Settings of one run. The API key itself is never stored here, only its variable name."""
 
@@ -104,6 +119,19 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     # Seconds between progress lines; 0 turns them off.
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
+    # Items per sample; each repeat is sampled and scored on its own.
+    repeats: int = 1
+    judge: JudgeSettings | None = None
+    # (benchmark, local file or folder) pairs that replace the dataset's hub id.
+    datasets: tuple[tuple[str, str], ...] = ()
+    # (benchmark, Jinja2 file) pairs that replace the shipped judge prompt.
+    judge_templates: tuple[tuple[str, str], ...] = ()
+
+    def dataset_path(self, benchmark: str) -> str | None:
+        return dict(self.datasets).get(benchmark)
+
+    def judge_template(self, benchmark: str) -> str | None:
+        return dict(self.judge_templates).get(benchmark)
 
     def public_dict(self) -> dict[str, Any]:
         """Return the settings for results.json: names of secrets, never their values."""
@@ -122,6 +150,10 @@ class RunConfig:
             "report_dir": self.report_dir,
             "cache_dir": self.cache_dir,
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            "repeats": self.repeats,
+            "judge": self.judge.public_dict() if self.judge else None,
+            "datasets": dict(self.datasets),
+            "judge_templates": dict(self.judge_templates),
         }
 
 
@@ -173,6 +205,21 @@ def parse_interval(text: str) -> float:
         raise ValueError(f"invalid value {text!r}: expected seconds >= 0 such as 10 "
                          "(0 turns progress lines off)")
     return value
+
+
+def parse_benchmark_path(text: str) -> tuple[str, str]:
+    """Parse ``BENCHMARK=PATH`` for a built-in benchmark, such as ``aime25=data/aime25.jsonl``."""
+    from .suites import SUITE_MODULES
+
+    name, sep, path = text.partition("=")
+    name, path = name.strip(), path.strip()
+    if not sep or not name or not path:
+        raise ValueError(f"invalid value {text!r}: expected BENCHMARK=PATH such as "
+                         "aime25=data/aime25.jsonl")
+    if name not in SUITE_MODULES:
+        raise ValueError(f"invalid value {text!r}: unknown benchmark {name!r}; valid: "
+                         f"{', '.join(SUITE_MODULES)}")
+    return name, path
 
 
 def parse_bfcl_mode(text: str) -> BfclMode:
@@ -300,6 +347,25 @@ def register(parser: pytest.Parser) -> None:
         f"request and token rates and time left; 0 turns them off, as -q does (default: "
         f"{DEFAULT_PROGRESS_INTERVAL_S:g})", metavar="SECONDS",
         type=_argparse_type(parse_interval))
+    add("--repeats", "string", "items per sample, each sampled and scored on its own; aime25 "
+        "reports AveragePass@1, pass@k and majority vote over them (default: 1)", metavar="N",
+        type=_argparse_type(parse_positive_int))
+    add("--judge-model", "string", "model that grades free-form answers (simple_qa, "
+        "chinese_simpleqa); benchmarks that need it are skipped without it", metavar="NAME",
+        type=_argparse_type(parse_model_name))
+    add("--judge-base-url", "string", "endpoint of the judge model (default: --base-url)",
+        metavar="URL")
+    add("--judge-api-key-env", "string", "environment variable that holds the judge's API key "
+        "(default: --api-key-env)", metavar="VAR")
+    add("--judge-gen", "linelist", "generation setting of the judge, repeatable, as --gen "
+        "(default: temperature=0)", metavar="KEY=VALUE", action="append",
+        type=_argparse_type(parse_gen_item))
+    add("--judge-template", "linelist", "Jinja2 file that replaces a benchmark's judge prompt, "
+        "repeatable: BENCHMARK=FILE; it receives question, gold_answer and predicted_answer",
+        metavar="BENCHMARK=FILE", action="append", type=_argparse_type(parse_benchmark_path))
+    add("--dataset", "linelist", "local file or folder (jsonl, json, csv, parquet) to load a "
+        "benchmark's data from instead of its hub id, repeatable: BENCHMARK=PATH",
+        metavar="BENCHMARK=PATH", action="append", type=_argparse_type(parse_benchmark_path))
     add("--shard", None, "run only the I-th of N equal slices of the benchmark items, for a "
         "matrix of machines; merge the results with python -m pytest_modeleval merge",
         metavar="I/N", type=_argparse_type(parse_shard))
@@ -321,13 +387,8 @@ def _ini(name: str) -> str:
 
 def load_run_config(config: pytest.Config) -> RunConfig:
     """Merge command line over ini over defaults; raise pytest.UsageError on a bad ini value."""
-    gen_items = config.getoption("modeleval_gen") or [
-        _from_ini("--gen", line, parse_gen_item) for line in config.getini("modeleval_gen")
-    ]
-    thresholds = config.getoption("modeleval_threshold") or [
-        _from_ini("--threshold", line, parse_threshold)
-        for line in config.getini("modeleval_threshold")
-    ]
+    gen_items = _lines(config, "--gen", parse_gen_item)
+    thresholds = _lines(config, "--threshold", parse_threshold)
     return RunConfig(
         model=_setting(config, "--model") or None,
         base_url=_setting(config, "--base-url") or os.environ.get(BASE_URL_ENV) or None,
@@ -344,7 +405,39 @@ def load_run_config(config: pytest.Config) -> RunConfig:
         cache_dir=_cache_dir(config),
         shard=config.getoption("modeleval_shard"),
         progress_interval_s=_progress_interval(config),
+        repeats=_setting(config, "--repeats", parse_positive_int) or 1,
+        judge=_judge(config),
+        datasets=tuple(_pairs(config, "--dataset")),
+        judge_templates=tuple(_pairs(config, "--judge-template")),
     )
+
+
+DEFAULT_JUDGE_GEN = ("temperature", 0)
+
+
+def _judge(config: pytest.Config) -> JudgeSettings | None:
+    model = _setting(config, "--judge-model", parse_model_name)
+    if not model:
+        return None
+    gen_items = _lines(config, "--judge-gen", parse_gen_item) or [DEFAULT_JUDGE_GEN]
+    return JudgeSettings(
+        model=model,
+        # None means "the model's base URL"; the plugin fills it in once that is known.
+        base_url=_setting(config, "--judge-base-url") or None,
+        api_key_env=(_setting(config, "--judge-api-key-env")
+                     or _setting(config, "--api-key-env") or DEFAULT_API_KEY_ENV),
+        gen=build_generation_settings(gen_items),
+    )
+
+
+def _pairs(config: pytest.Config, name: str) -> list[tuple[str, str]]:
+    return _lines(config, name, parse_benchmark_path)
+
+
+def _lines(config: pytest.Config, name: str, parse: Callable[[str], Any]) -> list[Any]:
+    """Return a repeatable option's values: the command line's, else the ini lines'."""
+    return config.getoption(_dest(name)) or [
+        _from_ini(name, line, parse) for line in config.getini(_ini(name))]
 
 
 def _progress_interval(config: pytest.Config) -> float:

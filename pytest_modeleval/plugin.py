@@ -17,22 +17,26 @@ from typing import Any
 
 import pytest
 
-from . import options
+from . import options, user_benchmark
 from .local_server import LOCAL_MAX_TOKENS, LOCAL_MODEL, LocalServer
 from .progress import Progress
 from .results import RECORD_PROPERTY, SampleRecord
-from .run import Graded, ModelevalRun, SampleServerError, SampleWrong
+from .run import Case, Graded, ModelevalRun, SampleServerError, SampleWrong, make_record
 from .sharding import partition
-from .suites import Sample
+from .suites import Grade, combined_reply, get_suite
 
 RUN_KEY = pytest.StashKey[ModelevalRun]()
 LOCAL_SERVER_KEY = pytest.StashKey[LocalServer]()
 RECORD_KEY = pytest.StashKey[SampleRecord]()
+HANDLES_KEY = pytest.StashKey[list[user_benchmark.ModelHandle]]()
 MARKER = "modeleval"
+USER_MARKER = user_benchmark.MARKER
 CASE_FIXTURE = "modeleval_case"
 # workerinput key that carries the embedded model server's URL to xdist workers.
 LOCAL_URL_KEY = "modeleval_local_base_url"
 PARTITIONED_KEY = "modeleval_partitioned"
+# workeroutput key that carries a worker's data and scorer versions to the controller.
+VERSIONS_KEY = "modeleval_versions"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(benchmark): one item per sample of the named benchmark, "
         "e.g. @pytest.mark.modeleval('bfcl_v3')")
+    config.addinivalue_line("markers", user_benchmark.MARKER_HELP)
     run_config = options.load_run_config(config)
     _check_report_dir_argument(config)
     _check_report_dir(run_config)
@@ -73,16 +78,54 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    marker = metafunc.definition.get_closest_marker(MARKER)
     run = metafunc.config.stash.get(RUN_KEY, None)
-    if marker is None or run is None or not run.config.model:
+    if run is None or not run.config.model:
         return
-    benchmark = _marker_benchmark(marker)
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    if marker is not None:
+        _parametrize_benchmark(metafunc, run, _marker_benchmark(marker))
+        return
+    marker = metafunc.definition.get_closest_marker(USER_MARKER)
+    if marker is not None:
+        try:
+            spec = user_benchmark.from_marker(marker, metafunc.definition.path)
+        except ValueError as error:
+            pytest.fail(str(error), pytrace=False)
+        run.user_benchmarks[spec.name] = spec
+        _parametrize_cases(metafunc, run, lambda: user_benchmark.load(spec, run.config.limit),
+                           spec.name)
+
+
+def _parametrize_benchmark(metafunc: pytest.Metafunc, run: ModelevalRun, benchmark: str
+                           ) -> None:
     try:
-        samples = run.samples(benchmark)
+        suite = get_suite(benchmark)
+    except KeyError as error:
+        raise pytest.UsageError(str(error.args[0])) from None
+    if suite.needs_judge and run.config.judge is None:
+        reason = (f"{benchmark} is graded by a judge model: pass --judge-model NAME "
+                  "(and --judge-base-url URL when it is not served at --base-url)")
+        metafunc.parametrize(CASE_FIXTURE, [pytest.param(None, marks=pytest.mark.skip(
+            reason=reason))], ids=[benchmark], indirect=True)
+        return
+    if suite.sample_id_chars is not None:
+        from .selection import may_select
+
+        if not may_select(metafunc, suite.subsets, suite.sample_id_chars):
+            # -k leaves none of these items; an empty parameter set loads no data.
+            metafunc.parametrize(CASE_FIXTURE, [], indirect=True)
+            return
+    _parametrize_cases(metafunc, run, lambda: suite.load(run.config), benchmark)
+
+
+def _parametrize_cases(metafunc: pytest.Metafunc, run: ModelevalRun, load: Any,
+                       benchmark: str) -> None:
+    try:
+        samples = run.samples(benchmark, load)
     except (ImportError, KeyError, ValueError) as error:
         pytest.fail(str(error.args[0] if error.args else error), pytrace=False)
-    metafunc.parametrize(CASE_FIXTURE, samples, ids=[f"{s.subset}/{s.sample_id}" for s in samples],
+    cases = run.cases(samples)
+    metafunc.parametrize(CASE_FIXTURE, cases, ids=[case.item_id for case in cases],
                          indirect=True)
 
 
@@ -93,10 +136,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if run.config.shard:
             _keep_shard(config, items, *run.config.shard)
         return
-    benchmark_items = [item for item in items if item.get_closest_marker(MARKER)]
+    benchmark_items = [item for item in items if _is_benchmark_item(item)]
     if benchmark_items:
         run.deselected_without_model = len(benchmark_items)
-        items[:] = [item for item in items if not item.get_closest_marker(MARKER)]
+        items[:] = [item for item in items if not _is_benchmark_item(item)]
         config.hook.pytest_deselected(items=benchmark_items)
 
 
@@ -109,13 +152,13 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
 
 
 @pytest.fixture
-def modeleval_case(request: pytest.FixtureRequest) -> Sample:
-    """Return the benchmark sample of this item."""
+def modeleval_case(request: pytest.FixtureRequest) -> Case:
+    """Return the benchmark sample of this item and its repeat index."""
     return request.param
 
 
 @pytest.fixture
-def graded(request: pytest.FixtureRequest, modeleval_case: Sample) -> Graded:
+def graded(request: pytest.FixtureRequest, modeleval_case: Case) -> Graded:
     """Wait for this item's reply and grade it. A server failure raises, so the item errors."""
     run = request.config.stash[RUN_KEY]
     record = run.grade_item(request.node.nodeid, modeleval_case)
@@ -125,12 +168,56 @@ def graded(request: pytest.FixtureRequest, modeleval_case: Sample) -> Graded:
     return Graded(record)
 
 
+@pytest.fixture
+def sample(modeleval_case: Case) -> Any:
+    """The row of a benchmark declared with @pytest.mark.modeleval_data, as a dict."""
+    return modeleval_case.sample.data
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, modeleval_case: Case) -> user_benchmark.ModelHandle:
+    """A client of the model under test for a user's benchmark: model.chat(text).text."""
+    run = request.config.stash[RUN_KEY]
+    spec = run.user_benchmarks.get(modeleval_case.sample.benchmark)
+    clients = run.clients(modeleval_case.sample.benchmark, modeleval_case.repeat,
+                          request.node.nodeid)
+    handle = user_benchmark.ModelHandle(clients.model)
+    request.node.stash.setdefault(HANDLES_KEY, []).append(handle)
+    job = run.user_job(modeleval_case)
+    if spec is not None and job is not None:
+        from .client import ServerError
+
+        # Wait here, in setup, so that a server failure errors the item as it
+        # does for a built-in benchmark.
+        handle.planned = user_benchmark.prompt_messages(spec, modeleval_case.sample.data)
+        try:
+            handle.planned_reply = run.result(request.node.nodeid, job)
+        except ServerError as error:
+            raise SampleServerError(str(error)) from None
+    return handle
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, modeleval_case: Case) -> user_benchmark.ModelHandle:
+    """A client of the judge model (--judge-model) for a user's benchmark."""
+    run = request.config.stash[RUN_KEY]
+    clients = run.clients(modeleval_case.sample.benchmark, modeleval_case.repeat,
+                          request.node.nodeid)
+    if clients.judge is None:
+        pytest.skip("this test uses the judge model: pass --judge-model NAME")
+    return user_benchmark.ModelHandle(clients.judge)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Any:
     report = yield
+    if call.when == "teardown":
+        return report
     record = item.stash.get(RECORD_KEY, None)
-    if record is None or call.when == "teardown":
+    if record is None and HANDLES_KEY in item.stash:
+        record = _user_record(item, call, report)
+    if record is None:
         return report
     if call.when == "call" or report.failed:
         report.user_properties.append((RECORD_PROPERTY, record.to_dict()))
@@ -139,6 +226,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         report.longrepr = f"{record.benchmark}/{record.subset} {record.sample_id}: {kind}: " \
             f"{record.explanation}"
     return report
+
+
+def _user_record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+                 ) -> SampleRecord | None:
+    """Grade a user's benchmark item by its test outcome: passed is correct, failed is wrong."""
+    case = _case_of(item)
+    if case is None or report.skipped or (call.when == "setup" and report.passed):
+        return None
+    if report.passed:
+        grade = Grade("correct", 1.0)
+    elif call.when == "call" and not call.excinfo.errisinstance(SampleServerError):
+        grade = Grade("wrong", 0.0, _first_line(call.excinfo.exconly()))
+    else:
+        error = call.excinfo.exconly() if call.excinfo else "failed"
+        grade = Grade("error", None, _first_line(error))
+    replies = [reply for handle in item.stash[HANDLES_KEY] for reply in handle.replies]
+    return make_record(case, grade, combined_reply(replies) if replies else None)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:500]
 
 
 class XdistHooks:
@@ -160,6 +269,13 @@ class XdistHooks:
         session = node.config.pluginmanager.get_plugin("modeleval-session")
         if session is not None:
             session.start_progress(len(ids))
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        # Workers load the data, so the controller learns its versions from them.
+        output = getattr(node, "workeroutput", None) or {}
+        run = node.config.stash[RUN_KEY]
+        for benchmark, versions in output.get(VERSIONS_KEY, {}).items():
+            run.versions.setdefault(benchmark, versions)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -194,8 +310,8 @@ class EvaluationSession:
         if (session.config.option.collectonly or session.testsfailed
                 or _is_xdist_controller(self.config)):
             return
-        planned = [(item.nodeid, sample) for item in _own_items(session)
-                   if (sample := _sample_of(item)) is not None]
+        planned = [(item.nodeid, job) for item in _own_items(session)
+                   if (job := _planned_job(self.run, item)) is not None]
         self.start_progress(len(session.items))
         self.run.start_pipeline(planned)
 
@@ -214,7 +330,10 @@ class EvaluationSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or self.config.option.collectonly:
+        if self.is_worker:
+            self.config.workeroutput[VERSIONS_KEY] = self.run.versions  # type: ignore[attr-defined]
+            return
+        if self.config.option.collectonly:
             return
         from .gates import evaluate_thresholds
         from .report import write_reports
@@ -225,7 +344,7 @@ class EvaluationSession:
             return
         config = self.run.config
         document = build_document(samples, config.public_dict(),
-                                  time.monotonic() - self.run.started)
+                                  time.monotonic() - self.run.started, self.run.versions)
         document["thresholds"] = evaluate_thresholds(config.thresholds, document)
         self.run.document = document
         try:
@@ -264,7 +383,7 @@ def _write_own_line(terminal: Any, line: str) -> None:
 def _keep_shard(config: pytest.Config, items: list[pytest.Item], index: int, count: int
                 ) -> None:
     """Keep every count-th benchmark item from the index-th; other items stay in every shard."""
-    benchmark = [item for item in items if item.get_closest_marker(MARKER)]
+    benchmark = [item for item in items if _is_benchmark_item(item)]
     kept = set(partition(benchmark, index - 1, count))
     dropped = [item for item in benchmark if item not in kept]
     if dropped:
@@ -348,12 +467,26 @@ def _marker_benchmark(marker: pytest.Mark) -> str:
     return marker.args[0]
 
 
-def _sample_of(item: pytest.Item) -> Sample | None:
+def _case_of(item: pytest.Item) -> Case | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return None
-    sample = callspec.params.get(CASE_FIXTURE)
-    return sample if isinstance(sample, Sample) else None
+    case = callspec.params.get(CASE_FIXTURE)
+    return case if isinstance(case, Case) else None
+
+
+def _is_benchmark_item(item: pytest.Item) -> bool:
+    return bool(item.get_closest_marker(MARKER) or item.get_closest_marker(USER_MARKER))
+
+
+def _planned_job(run: ModelevalRun, item: pytest.Item) -> Any:
+    """Return the network work the pipeline can start ahead of the item, or None."""
+    case = _case_of(item)
+    if case is None:
+        return None
+    if item.get_closest_marker(MARKER):
+        return run.job(case)
+    return run.user_job(case)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

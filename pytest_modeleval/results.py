@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import __version__
-from .suites import SUITE_MODULES, Outcome, SubsetScore, get_suite
+from .suites import SUITE_MODULES, Outcome, Rollup, SubsetScore, Suite, accuracy, get_suite
 
 SCHEMA_VERSION = 1
 # Key of the record in `report.user_properties`, which xdist carries to the controller.
@@ -34,6 +34,9 @@ class SampleRecord:
     reply: dict[str, Any] | None
     # Multi-turn samples: each turn's query and steps (reply, calls, results).
     transcript: list[dict[str, Any]] | None = None
+    # What the benchmark's metrics read besides the score: the judge's verdict
+    # and reply, the extracted answer.
+    details: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,59 +55,89 @@ def subset_scores(samples: list[dict[str, Any]]) -> dict[tuple[str, str], Subset
     return {key: SubsetScore(num[key], total[key]) for key in num}
 
 
-def build_document(samples: list[dict[str, Any]], config: dict[str, Any], wall_s: float
-                   ) -> dict[str, Any]:
-    """Aggregate sample records into the results document (subsets, roll-ups, totals)."""
+def build_document(samples: list[dict[str, Any]], config: dict[str, Any], wall_s: float,
+                   versions: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """Aggregate sample records into the results document (subsets, roll-ups, totals).
+
+    `versions` maps each benchmark to the versions of its data and scorer.
+    """
     scores = subset_scores(samples)
     benchmarks = sorted({benchmark for benchmark, _ in scores}, key=_suite_order)
+    by_subset: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for sample in samples:
+        by_subset[(sample["benchmark"], sample["subset"])].append(sample)
     return {
         "schema_version": SCHEMA_VERSION,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": config.get("model"),
         "config": config,
-        "versions": _versions(benchmarks),
-        "subsets": _subset_rows(samples, scores, benchmarks),
-        "rollups": _rollup_rows(scores, benchmarks),
+        "versions": _versions(benchmarks, versions or {}),
+        "subsets": _subset_rows(by_subset, benchmarks, config),
+        "rollups": _rollup_rows(scores, by_subset, benchmarks, config),
         "thresholds": [],
         "totals": _totals(samples, wall_s),
         "samples": samples,
     }
 
 
-def _subset_rows(samples: list[dict[str, Any]], scores: dict[tuple[str, str], SubsetScore],
-                 benchmarks: list[str]) -> list[dict[str, Any]]:
-    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    categories: dict[tuple[str, str], str] = {}
-    for sample in samples:
-        key = (sample["benchmark"], sample["subset"])
-        counts[key][sample["outcome"]] += 1
-        categories[key] = sample["category"]
+def _subset_rows(by_subset: dict[tuple[str, str], list[dict[str, Any]]],
+                 benchmarks: list[str], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per subset and metric; a benchmark's rows are grouped by metric.
+
+    The first metric of a subset is its score, the one thresholds check.
+    """
     rows = []
     for benchmark in benchmarks:
-        order = get_suite(benchmark).subsets
-        for subset in sorted((s for b, s in scores if b == benchmark),
-                             key=lambda s: order.index(s) if s in order else len(order)):
-            key = (benchmark, subset)
-            count = counts[key]
-            rows.append({
-                "benchmark": benchmark, "subset": subset, "metric": "accuracy",
-                "num": scores[key].num, "score": scores[key].mean,
-                "category": categories[key], "correct": count["correct"],
-                "wrong": count["wrong"], "errors": count["error"], "unscored": count["unscored"],
-            })
+        suite = _suite(benchmark)
+        order = suite.subsets if suite is not None else ()
+        subsets = sorted((s for b, s in by_subset if b == benchmark),
+                         key=lambda s: order.index(s) if s in order else len(order))
+        per_metric: dict[str, list[dict[str, Any]]] = {}
+        for subset in subsets:
+            records = by_subset[(benchmark, subset)]
+            metrics = suite.metrics(records, config) if suite is not None else accuracy(records)
+            base = _subset_counts(benchmark, subset, records)
+            for index, (metric, value) in enumerate(metrics):
+                per_metric.setdefault(metric, []).append(
+                    {**base, "metric": metric, "score": value, "primary": index == 0})
+        for metric_rows in per_metric.values():
+            rows.extend(metric_rows)
     return rows
 
 
-def _rollup_rows(scores: dict[tuple[str, str], SubsetScore], benchmarks: list[str]
-                 ) -> list[dict[str, Any]]:
+def _subset_counts(benchmark: str, subset: str, records: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    count: dict[str, int] = defaultdict(int)
+    for record in records:
+        count[record["outcome"]] += 1
+    scored = count["correct"] + count["wrong"]
+    return {"benchmark": benchmark, "subset": subset, "num": scored,
+            "category": records[-1]["category"], "correct": count["correct"],
+            "wrong": count["wrong"], "errors": count["error"], "unscored": count["unscored"]}
+
+
+def _rollup_rows(scores: dict[tuple[str, str], SubsetScore],
+                 by_subset: dict[tuple[str, str], list[dict[str, Any]]],
+                 benchmarks: list[str], config: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for benchmark in benchmarks:
         own = {subset: score for (b, subset), score in scores.items() if b == benchmark}
-        for rollup in get_suite(benchmark).rollups(own):
-            rows.append({"benchmark": benchmark, "name": rollup.name, "metric": "accuracy",
+        records = [r for (b, _), group in by_subset.items() if b == benchmark for r in group]
+        suite = _suite(benchmark)
+        rollups = (suite.rollups(own, records, config) if suite is not None
+                   else [_overall(own)])
+        for rollup in rollups:
+            rows.append({"benchmark": benchmark, "name": rollup.name, "metric": rollup.metric,
                          "num": rollup.num, "score": rollup.score, "partial": rollup.partial,
                          "missing": list(rollup.missing)})
     return rows
+
+
+def _overall(subsets: dict[str, SubsetScore]) -> Rollup:
+    """Sample-weighted accuracy over all subsets, the roll-up of a user's benchmark."""
+    num = sum(score.num for score in subsets.values())
+    total = sum(score.total for score in subsets.values())
+    return Rollup("OVERALL", total / num if num else None, num)
 
 
 def _totals(samples: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
@@ -122,11 +155,16 @@ def _totals(samples: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     }
 
 
-def _versions(benchmarks: list[str]) -> dict[str, str]:
+def _versions(benchmarks: list[str], loaded: dict[str, dict[str, str]]) -> dict[str, str]:
     versions = {"pytest_modeleval": __version__, "python": platform.python_version()}
     for benchmark in benchmarks:
-        versions.update(get_suite(benchmark).version())
+        versions.update(loaded.get(benchmark, {}))
     return versions
+
+
+def _suite(benchmark: str) -> Suite | None:
+    """Return a built-in benchmark's suite, or None for a user's benchmark."""
+    return get_suite(benchmark) if benchmark in SUITE_MODULES else None
 
 
 def _suite_order(name: str) -> tuple[int, str]:

@@ -7,20 +7,21 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from .options import RunConfig
 from .results import SampleRecord
-from .suites import Grade, Sample, Suite, get_suite
+from .suites import Clients, Grade, Sample, SampleSet, Suite, get_suite
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
-    from .client import ChatClient
-    from .pipeline import Pipeline
+    from .client import ChatClient, ChatReply
+    from .pipeline import Job, Pipeline
+    from .user_benchmark import UserBenchmark
 
 
 # Both are pytest's own failure exception with pytrace off: pytest then shows
@@ -40,6 +41,19 @@ class SampleServerError(pytest.fail.Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, pytrace=False)
+
+
+@dataclass(frozen=True)
+class Case:
+    """The parameter of one benchmark item: a sample and which repeat of it this is."""
+
+    sample: Sample
+    repeat: int = 0
+
+    @property
+    def item_id(self) -> str:
+        suffix = f"/r{self.repeat}" if self.repeat else ""
+        return f"{self.sample.subset}/{self.sample.sample_id}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -68,14 +82,26 @@ class ModelevalRun:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     deselected_without_model: int = 0
     document: dict[str, Any] | None = None
+    # Data and scorer versions of each benchmark loaded in this process (or its workers).
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    # A user's benchmarks declared with the modeleval_data marker, by name.
+    user_benchmarks: dict[str, UserBenchmark] = field(default_factory=dict)
     _samples: dict[str, list[Sample]] = field(default_factory=dict)
     _client: ChatClient | None = None
+    _judge: ChatClient | None = None
     _pipeline: Pipeline | None = None
 
-    def samples(self, benchmark: str) -> list[Sample]:
+    def samples(self, benchmark: str, load: Callable[[], SampleSet]) -> list[Sample]:
+        """Return a benchmark's samples, calling `load` on first use in this process."""
         if benchmark not in self._samples:
-            self._samples[benchmark] = get_suite(benchmark).load(self.config)
+            loaded = load()
+            self._samples[benchmark] = loaded.samples
+            self.versions[benchmark] = loaded.versions
         return self._samples[benchmark]
+
+    def cases(self, samples: list[Sample]) -> list[Case]:
+        """Return one case per (sample, repeat), repeats of a sample next to each other."""
+        return [Case(sample, repeat) for sample in samples for repeat in range(self.config.repeats)]
 
     @property
     def client(self) -> ChatClient:
@@ -88,44 +114,90 @@ class ModelevalRun:
                                       self.config.max_retries, _open_cache(self.config))
         return self._client
 
-    def start_pipeline(self, samples_in_run_order: list[tuple[str, Sample]]) -> None:
+    @property
+    def judge(self) -> ChatClient | None:
+        """The judge's client, sharing the response cache; None when no judge is set."""
+        settings = self.config.judge
+        if settings is None:
+            return None
+        if self._judge is None:
+            from .client import ChatClient, Endpoint
+
+            base_url = settings.base_url or self.config.base_url
+            assert base_url
+            endpoint = Endpoint(settings.model, base_url, settings.api_key_env)
+            self._judge = ChatClient(endpoint, settings.gen, False, self.config.max_retries,
+                                     self.client.cache)
+        return self._judge
+
+    def start_pipeline(self, planned: list[tuple[str, Job]]) -> None:
         from .pipeline import Pipeline, PlannedJob
 
-        self.client  # noqa: B018 - create it here, not racing in the pool's threads
+        # Create the clients here, not racing in the pool's threads.
+        self.client  # noqa: B018
+        self.judge  # noqa: B018
         self._pipeline = Pipeline(self.config.concurrency)
-        plan = [PlannedJob(key, self._job(sample)) for key, sample in samples_in_run_order]
-        self._pipeline.start(plan)
+        self._pipeline.start([PlannedJob(key, job) for key, job in planned])
 
-    def grade_item(self, nodeid: str, sample: Sample, repeat: int = 0) -> SampleRecord:
-        """Wait for the sample's network result, then grade it in this (main) thread."""
-        from .client import ServerError
-
-        suite = get_suite(sample.benchmark)
+    def result(self, nodeid: str, job: Job) -> Any:
+        """Wait for the item's network work, running it now if the pipeline has not."""
         if self._pipeline is None:
             self.start_pipeline([])
         assert self._pipeline is not None
+        return self._pipeline.result(nodeid, job)
+
+    def grade_item(self, nodeid: str, case: Case) -> SampleRecord:
+        """Wait for the sample's network result, then grade it in this (main) thread."""
+        from .client import ServerError
+
+        sample = case.sample
+        suite = get_suite(sample.benchmark)
         try:
-            result = self._pipeline.result(nodeid, self._job(sample))
+            result = self.result(nodeid, self.job(case))
         except ServerError as error:
-            return _record(sample, repeat, Grade("error", None, str(error)), None)
+            return make_record(case, Grade("error", None, str(error)), None)
         grade = suite.grade(sample, result, self.config)
-        return _record(sample, repeat, grade, suite.reply_of(result), suite.transcript_of(result))
+        return make_record(case, grade, suite.reply_of(result), suite.transcript_of(result))
 
     def close(self) -> None:
         if self._pipeline is not None:
             self._pipeline.close()
-        if self._client is not None:
-            self._client.close()
-            if self._client.cache is not None:
-                self._client.cache.close()
+        for client in (self._judge, self._client):
+            if client is not None:
+                client.close()
+        if self._client is not None and self._client.cache is not None:
+            self._client.cache.close()
 
-    def _job(self, sample: Sample, repeat: int = 0) -> Any:
+    def job(self, case: Case) -> Job:
+        """Return the network work of a built-in benchmark's item."""
+        sample = case.sample
         suite: Suite = get_suite(sample.benchmark)
+        clients = self.clients(sample.benchmark, case.repeat,
+                               f"{sample.benchmark}/{sample.subset} {sample.sample_id}")
+        return lambda: suite.run(sample, clients, self.config)
+
+    def user_job(self, case: Case) -> Job | None:
+        """Return the request a user's benchmark declared up front, or None."""
+        from .user_benchmark import prompt_messages
+
+        spec = self.user_benchmarks.get(case.sample.benchmark)
+        messages = prompt_messages(spec, case.sample.data) if spec is not None else None
+        if messages is None:
+            return None
+        sample = case.sample
+        clients = self.clients(sample.benchmark, case.repeat,
+                               f"{sample.benchmark}/{sample.subset} {sample.sample_id}")
+        return lambda: clients.model.chat(messages)
+
+    def clients(self, benchmark: str, repeat: int, label: str) -> Clients:
+        """Return the model and judge clients of one item, scoped for the response cache."""
         # The data version and repeat index shape the reply as much as the
         # request does, so they are part of every cache key of this sample.
-        scope = {"benchmark": sample.benchmark, "data": suite.version(), "repeat": repeat}
-        label = f"{sample.benchmark}/{sample.subset} {sample.sample_id}"
-        return lambda: suite.run(sample, self.client.scoped(scope, label), self.config)
+        scope = {"benchmark": benchmark, "data": self.versions.get(benchmark, {}),
+                 "repeat": repeat}
+        judge = self.judge
+        return Clients(self.client.scoped(scope, label),
+                       judge.scoped(scope, label) if judge is not None else None)
 
 
 def _open_cache(config: RunConfig) -> ResponseCache | None:
@@ -141,8 +213,10 @@ def _open_cache(config: RunConfig) -> ResponseCache | None:
         return None
 
 
-def _record(sample: Sample, repeat: int, grade: Grade, reply: Any,
-            transcript: list[dict[str, Any]] | None = None) -> SampleRecord:
+def make_record(case: Case, grade: Grade, reply: ChatReply | None,
+                transcript: list[dict[str, Any]] | None = None) -> SampleRecord:
+    """Build the record of one item from its grade and the model's (combined) reply."""
+    sample, repeat = case.sample, case.repeat
     return SampleRecord(
         benchmark=sample.benchmark,
         subset=sample.subset,
@@ -157,4 +231,5 @@ def _record(sample: Sample, repeat: int, grade: Grade, reply: Any,
         explanation=grade.explanation,
         reply=reply.to_dict() if reply is not None else None,
         transcript=transcript,
+        details=grade.details,
     )

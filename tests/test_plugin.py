@@ -60,7 +60,7 @@ def test_model_without_base_url(pytester: pytest.Pytester,
         (["--threshold", "bfcl_v3/simple=>0.9"], "*invalid threshold 'bfcl_v3/simple=>0.9'*"),
         (["--threshold", "bfcl_v3/nosuch>=0.9"], "*unknown subset or roll-up 'nosuch' of "
          "bfcl_v3; valid: simple, multiple,*OVERALL*"),
-        (["--threshold", "mmlu/all>=0.9"], "*unknown benchmark 'mmlu'; valid: bfcl_v3*"),
+        (["--dataset", "mmlu=x.jsonl"], "*unknown benchmark 'mmlu'; valid: bfcl_v3*"),
         (["--api-key", "sk-x"], "*unrecognized arguments: --api-key*"),
         (["--model", " "], "*argument --model: invalid value ' ': expected a model name*"),
     ],

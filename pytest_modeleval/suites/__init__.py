@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -11,11 +12,17 @@ if TYPE_CHECKING:
     from ..options import RunConfig
 
 Outcome = Literal["correct", "wrong", "error", "unscored"]
+# Sample ids that are row numbers or hex digests.
+HEX_IDS = "0123456789abcdef"
+_THINK_BLOCK = re.compile(r"\s*<think>.*?</think>\s*", re.DOTALL)
 
 # Registry of built-in benchmarks: name -> module that defines `SUITE`.
 # Modules are imported on first use so `pytest --help` stays fast.
 SUITE_MODULES = {
     "bfcl_v3": "pytest_modeleval.suites.bfcl_v3",
+    "simple_qa": "pytest_modeleval.suites.simple_qa",
+    "chinese_simpleqa": "pytest_modeleval.suites.simple_qa.chinese",
+    "aime25": "pytest_modeleval.suites.aime25",
 }
 
 
@@ -31,12 +38,33 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class SampleSet:
+    """A benchmark's loaded samples, with the versions of its data and scorer."""
+
+    samples: list[Sample]
+    versions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Clients:
+    """Who a sample talks to: the model under test and, for graded answers, the judge."""
+
+    model: Chat
+    judge: Chat | None = None
+
+
+@dataclass(frozen=True)
 class Grade:
-    """The verdict on one reply. `score` is None when the reply could not be scored."""
+    """The verdict on one reply. `score` is None when the reply could not be scored.
+
+    `details` holds what the suite's metrics need besides the score, such as
+    the judge's verdict or the extracted answer; it must be JSON builtins.
+    """
 
     outcome: Outcome
     score: float | None
     explanation: str = ""
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,7 @@ class Rollup:
     score: float | None
     num: int
     missing: tuple[str, ...] = ()
+    metric: str = "accuracy"
 
     @property
     def partial(self) -> bool:
@@ -71,12 +100,18 @@ class Suite(Protocol):
     name: str
     subsets: tuple[str, ...]
     rollup_names: tuple[str, ...]
+    # A suite that needs a judge is skipped, with the option to set, when none is configured.
+    needs_judge: bool
+    # Characters the dataset's sample ids are made of, when known: then -k can
+    # rule out the suite before its data is loaded (see selection.py). None
+    # for data that is cheap to load.
+    sample_id_chars: str | None
 
-    def load(self, config: RunConfig) -> list[Sample]:
+    def load(self, config: RunConfig) -> SampleSet:
         """Return the samples to run, in dataset order, honouring `config.limit`."""
 
-    def run(self, sample: Sample, client: Chat, config: RunConfig) -> Any:
-        """Do the sample's network work; runs in a background thread."""
+    def run(self, sample: Sample, clients: Clients, config: RunConfig) -> Any:
+        """Do the sample's network work (model and judge calls); runs in a background thread."""
 
     def grade(self, sample: Sample, result: Any, config: RunConfig) -> Grade:
         """Score the result of `run`; runs in the main thread."""
@@ -87,11 +122,36 @@ class Suite(Protocol):
     def transcript_of(self, result: Any) -> list[dict[str, Any]] | None:
         """Return the turns of a multi-step result for the report, or None."""
 
-    def rollups(self, subsets: dict[str, SubsetScore]) -> list[Rollup]:
-        """Combine subset scores into the benchmark's published roll-ups."""
+    def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
+                ) -> list[tuple[str, float | None]]:
+        """Return the metrics of one subset's records (all repeats); the first is its score.
 
-    def version(self) -> dict[str, str]:
-        """Return the versions of the data and scorer, for results.json."""
+        `config` is the run's public settings, as stored in results.json.
+        """
+
+    def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
+                config: dict[str, Any]) -> list[Rollup]:
+        """Combine subset scores (or all `records`) into the benchmark's published roll-ups."""
+
+
+
+def accuracy(records: list[dict[str, Any]]) -> list[tuple[str, float | None]]:
+    """Mean score of the scored records, the metric of a suite without its own."""
+    scores = [r["score"] for r in records
+              if r["outcome"] in ("correct", "wrong") and r["score"] is not None]
+    return [("accuracy", sum(scores) / len(scores) if scores else None)]
+
+
+def strip_thinking(text: str | None) -> str | None:
+    """Drop a leading <think>...</think> block that some servers leave in the answer text.
+
+    vLLM and SGLang without a reasoning parser return a reasoning model's
+    thoughts inside the content; only what follows them is the answer.
+    """
+    if text is None:
+        return None
+    match = _THINK_BLOCK.match(text)
+    return text[match.end():] if match else text
 
 
 def get_suite(name: str) -> Suite:
@@ -99,3 +159,23 @@ def get_suite(name: str) -> Suite:
     if module_name is None:
         raise KeyError(f"unknown benchmark {name!r}; valid: {', '.join(SUITE_MODULES)}")
     return importlib.import_module(module_name).SUITE
+
+
+def combined_reply(replies: list[ChatReply]) -> ChatReply:
+    """Return the last reply of a conversation, with the time and tokens of all its replies."""
+    if not replies:
+        from ..client import ChatReply
+
+        return ChatReply(content=None)
+    return replace(
+        replies[-1],
+        latency_s=sum(reply.latency_s for reply in replies),
+        attempts=sum(reply.attempts for reply in replies),
+        prompt_tokens=_total_count(reply.prompt_tokens for reply in replies),
+        completion_tokens=_total_count(reply.completion_tokens for reply in replies),
+    )
+
+
+def _total_count(counts: Any) -> int | None:
+    known = [count for count in counts if count is not None]
+    return sum(known) if known else None

@@ -3,12 +3,21 @@ subsets, scored with bfcl-eval's own checkers and decoders."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from ...client import Chat, ChatReply
+from ...client import ChatReply
 from ...options import RunConfig
-from .. import Grade, Rollup, Sample, SubsetScore
+from .. import (
+    Clients,
+    Grade,
+    Rollup,
+    Sample,
+    SampleSet,
+    SubsetScore,
+    accuracy,
+    combined_reply,
+)
 from ._bfcl import load_bfcl
 from .conversation import Conversation, run_conversation
 from .data import CATEGORIES, MULTI_TURN_SUBSETS, SUBSETS, BfclCase, load_subset
@@ -31,23 +40,25 @@ class BfclV3Suite:
     name: str = "bfcl_v3"
     subsets: tuple[str, ...] = SUBSETS
     rollup_names: tuple[str, ...] = ROLLUP_NAMES
+    needs_judge: bool = False
+    sample_id_chars: str | None = None
 
-    def load(self, config: RunConfig) -> list[Sample]:
-        load_bfcl()  # fail early with the install line
+    def load(self, config: RunConfig) -> SampleSet:
+        bfcl = load_bfcl()  # fail early with the install line
         samples = []
         for subset in self.subsets:
             for case in load_subset(subset, config.limit):
                 samples.append(Sample(self.name, subset, case.entry["id"], CATEGORIES[subset],
                                       case))
-        return samples
+        return SampleSet(samples, {"bfcl_eval": bfcl.version})
 
-    def run(self, sample: Sample, client: Chat, config: RunConfig
+    def run(self, sample: Sample, clients: Clients, config: RunConfig
             ) -> BfclExchange | Conversation:
         if sample.subset in MULTI_TURN_SUBSETS:
-            return run_conversation(sample.data, client, config.bfcl_mode,
+            return run_conversation(sample.data, clients.model, config.bfcl_mode,
                                     config.bfcl_underscore_to_dot)
         request = build_request(sample.data, config.bfcl_mode, config.bfcl_underscore_to_dot)
-        return BfclExchange(request, client.chat(request.messages, request.tools))
+        return BfclExchange(request, clients.model.chat(request.messages, request.tools))
 
     def grade(self, sample: Sample, result: BfclExchange | Conversation, config: RunConfig
               ) -> Grade:
@@ -59,34 +70,18 @@ class BfclV3Suite:
     def reply_of(self, result: BfclExchange | Conversation) -> ChatReply:
         if isinstance(result, BfclExchange):
             return result.reply
-        return _combined_reply(result.replies())
+        return combined_reply(result.replies())
 
     def transcript_of(self, result: BfclExchange | Conversation) -> list[dict[str, Any]] | None:
         return result.transcript() if isinstance(result, Conversation) else None
 
-    def rollups(self, subsets: dict[str, SubsetScore]) -> list[Rollup]:
+    def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
+                ) -> list[tuple[str, float | None]]:
+        return accuracy(records)
+
+    def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
+                config: dict[str, Any]) -> list[Rollup]:
         return compute_rollups(subsets)
-
-    def version(self) -> dict[str, str]:
-        return {"bfcl_eval": load_bfcl().version}
-
-
-def _combined_reply(replies: list[ChatReply]) -> ChatReply:
-    """Return the last reply of a conversation, with the time and tokens of all its replies."""
-    if not replies:
-        return ChatReply(content=None)
-    return replace(
-        replies[-1],
-        latency_s=sum(reply.latency_s for reply in replies),
-        attempts=sum(reply.attempts for reply in replies),
-        prompt_tokens=_total(reply.prompt_tokens for reply in replies),
-        completion_tokens=_total(reply.completion_tokens for reply in replies),
-    )
-
-
-def _total(counts: Any) -> int | None:
-    known = [count for count in counts if count is not None]
-    return sum(known) if known else None
 
 
 SUITE = BfclV3Suite()

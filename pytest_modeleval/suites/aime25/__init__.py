@@ -1,0 +1,106 @@
+"""AIME 2025: 30 integer-answer problems in two exams, scored with math-verify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from ...client import ChatReply
+from ...data_source import HubDataset, load_rows
+from ...options import RunConfig
+from .. import HEX_IDS, Clients, Grade, Rollup, Sample, SampleSet, SubsetScore, strip_thinking
+from .metrics import subset_metrics
+from .scoring import build_prompt, gold_answer, grade_answer
+
+HUB = HubDataset("math-ai/aime25", split="test")
+SUBSETS = ("AIME2025-I", "AIME2025-II")
+CATEGORY = "Math"
+
+
+@dataclass(frozen=True)
+class Problem:
+    problem: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Aime25Suite:
+    name: str = "aime25"
+    subsets: tuple[str, ...] = SUBSETS
+    rollup_names: tuple[str, ...] = ("OVERALL",)
+    needs_judge: bool = False
+    sample_id_chars: str | None = HEX_IDS
+
+    def load(self, config: RunConfig) -> SampleSet:
+        rows = load_rows(self.name, HUB, config.dataset_path(self.name))
+        samples = []
+        taken = dict.fromkeys(SUBSETS, 0)
+        for sample_id, subset, row in _problems(rows.rows):
+            if config.limit is not None and taken[subset] >= config.limit:
+                continue
+            taken[subset] += 1
+            data = Problem(str(row["problem"]), gold_answer(row["answer"]))
+            samples.append(Sample(self.name, subset, sample_id, CATEGORY, data))
+        return SampleSet(samples, {"aime25_data": rows.version,
+                                   "math_verify": metadata.version("math-verify")})
+
+    def run(self, sample: Sample, clients: Clients, config: RunConfig) -> ChatReply:
+        problem: Problem = sample.data
+        return clients.model.chat([{"role": "user", "content": build_prompt(problem.problem)}])
+
+    def grade(self, sample: Sample, result: ChatReply, config: RunConfig) -> Grade:
+        problem: Problem = sample.data
+        math = grade_answer(strip_thinking(result.content), problem.answer)
+        details = {"extracted": math.extracted, "gold": problem.answer}
+        if math.correct:
+            return Grade("correct", 1.0, "", details)
+        return Grade("wrong", 0.0, math.explanation, details)
+
+    def reply_of(self, result: ChatReply) -> ChatReply:
+        return result
+
+    def transcript_of(self, result: ChatReply) -> list[dict[str, Any]] | None:
+        return None
+
+    def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
+                ) -> list[tuple[str, float | None]]:
+        return subset_metrics(records, _repeats(config))
+
+    def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
+                config: dict[str, Any]) -> list[Rollup]:
+        num = sum(score.num for score in subsets.values())
+        missing = tuple(subset for subset in SUBSETS if subset not in subsets)
+        return [Rollup("OVERALL", value, num, missing, metric)
+                for metric, value in subset_metrics(records, _repeats(config))]
+
+
+def _problems(rows: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Return (sample id, exam, row) in id order.
+
+    The hub copy has no field naming the exam: its ids 0-14 are AIME 2025 I
+    and 15-29 are AIME 2025 II, so the first half of the id order is exam I.
+    A row's own `exam` field (I or II, or a subset name) wins when present.
+    """
+    ids = [str(row.get("id", index)).strip() for index, row in enumerate(rows)]
+    order = sorted(range(len(rows)), key=lambda i: (int(ids[i]), ids[i]) if ids[i].isdigit()
+                   else (len(rows), ids[i]))
+    half = (len(rows) + 1) // 2
+    problems = []
+    for position, index in enumerate(order):
+        subset = _exam(rows[index]) or (SUBSETS[0] if position < half else SUBSETS[1])
+        problems.append((ids[index], subset, rows[index]))
+    return problems
+
+
+def _exam(row: dict[str, Any]) -> str | None:
+    value = str(row.get("exam") or "").strip().upper().replace("AIME2025-", "")
+    return {"I": SUBSETS[0], "II": SUBSETS[1]}.get(value)
+
+
+def _repeats(config: dict[str, Any]) -> int:
+    repeats = config.get("repeats")
+    return repeats if isinstance(repeats, int) and repeats > 0 else 1
+
+
+SUITE = Aime25Suite()

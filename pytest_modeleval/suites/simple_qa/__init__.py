@@ -1,0 +1,140 @@
+"""SimpleQA: short factual questions; a judge model grades each answer against the gold one.
+
+`SimpleQaSuite` also serves Chinese SimpleQA (see `chinese.py`): the two
+differ in data source, field names, subsets and the judge prompt's language.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+from ...client import ChatReply, ServerError
+from ...data_source import HubDataset, load_rows
+from ...options import RunConfig
+from .. import HEX_IDS, Clients, Grade, Rollup, Sample, SampleSet, SubsetScore, strip_thinking
+from .grading import Language, load_template, parse_verdict, render_grader_prompt
+from .metrics import verdict_metrics
+
+CATEGORY = "Knowledge"
+# The judge's reply is kept in the record up to this many characters.
+MAX_JUDGE_TEXT = 2000
+SIMPLE_QA_TOPICS = ("Science and technology", "Politics", "Art", "Other", "Geography",
+                    "Sports", "Music", "TV shows", "History", "Video games")
+OUTCOMES = {"CORRECT": ("correct", 1.0), "INCORRECT": ("wrong", 0.0),
+            "NOT_ATTEMPTED": ("wrong", 0.0)}
+
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class JudgedAnswer:
+    """The model's answer and the judge's reply on it."""
+
+    reply: ChatReply
+    judge_reply: ChatReply
+
+
+@dataclass(frozen=True)
+class SimpleQaSuite:
+    name: str = "simple_qa"
+    subsets: tuple[str, ...] = SIMPLE_QA_TOPICS
+    hub: HubDataset = HubDataset("basicv8vc/SimpleQA", split="test")
+    language: Language = "en"
+    question_field: str = "problem"
+    rollup_names: tuple[str, ...] = ("OVERALL",)
+    needs_judge: bool = True
+    sample_id_chars: str | None = HEX_IDS
+
+    def load(self, config: RunConfig) -> SampleSet:
+        load_template(self.language, config.judge_template(self.name))  # fail before any call
+        rows = load_rows(self.name, self.hub, config.dataset_path(self.name))
+        samples = []
+        taken: dict[str, int] = {}
+        for index, row in enumerate(rows.rows):
+            subset = self.subset_of(row)
+            if config.limit is not None and taken.get(subset, 0) >= config.limit:
+                continue
+            taken[subset] = taken.get(subset, 0) + 1
+            data = Question(str(row[self.question_field]).strip(), str(row["answer"]).strip())
+            samples.append(Sample(self.name, subset, str(row.get("id", index)), CATEGORY,
+                                  data))
+        return SampleSet(samples, {f"{self.name}_data": rows.version})
+
+    def subset_of(self, row: dict[str, Any]) -> str:
+        """Return the row's subset: SimpleQA's topic."""
+        metadata = row.get("metadata")
+        if isinstance(metadata, str):
+            # The published CSV stores a Python literal (single quotes), not JSON.
+            try:
+                metadata = ast.literal_eval(metadata)
+            except (ValueError, SyntaxError):
+                metadata = None
+        metadata = metadata if isinstance(metadata, dict) else {}
+        return str(metadata.get("topic") or "Other").strip()
+
+    def run(self, sample: Sample, clients: Clients, config: RunConfig) -> JudgedAnswer:
+        question: Question = sample.data
+        reply = clients.model.chat([{"role": "user", "content": question.question}])
+        if clients.judge is None:
+            raise ServerError(f"{self.name} needs a judge model: pass --judge-model NAME")
+        template = load_template(self.language, config.judge_template(self.name))
+        prompt = render_grader_prompt(template, question.question, question.answer,
+                                      strip_thinking(reply.content) or "")
+        judge_reply = clients.judge.chat([{"role": "user", "content": prompt}])
+        return JudgedAnswer(reply, judge_reply)
+
+    def grade(self, sample: Sample, result: JudgedAnswer, config: RunConfig) -> Grade:
+        question: Question = sample.data
+        judge_text = (result.judge_reply.content or "")[:MAX_JUDGE_TEXT]
+        verdict = parse_verdict(result.judge_reply.content)
+        details = {"verdict": verdict, "judge": judge_text}
+        if verdict is None:
+            return Grade("unscored", None, "the judge's reply has no readable grade: "
+                         f"{_one_line(judge_text)}", details)
+        outcome, score = OUTCOMES[verdict]
+        if verdict == "CORRECT":
+            return Grade(outcome, score, "", details)
+        answer = _one_line(strip_thinking(result.reply.content) or "")
+        return Grade(outcome, score, f"{verdict}: expected {question.answer!r}, got "
+                     f"{answer!r}", details)
+
+    def reply_of(self, result: JudgedAnswer) -> ChatReply:
+        return result.reply
+
+    def transcript_of(self, result: JudgedAnswer) -> list[dict[str, Any]] | None:
+        return None
+
+    def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
+                ) -> list[tuple[str, float | None]]:
+        return verdict_metrics(_verdicts(records))
+
+    def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
+                config: dict[str, Any]) -> list[Rollup]:
+        verdicts = _verdicts(records)
+        missing = tuple(subset for subset in self.subsets if subset not in subsets)
+        return [Rollup("OVERALL", value, len(verdicts), missing, metric)
+                for metric, value in verdict_metrics(verdicts)]
+
+
+def _verdicts(records: list[dict[str, Any]]) -> list[Any]:
+    """The judge's verdicts of the graded records; errors and unscored ones are left out."""
+    verdicts = []
+    for record in records:
+        verdict = (record.get("details") or {}).get("verdict")
+        if record["outcome"] in ("correct", "wrong") and verdict in OUTCOMES:
+            verdicts.append(verdict)
+    return verdicts
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+SUITE = SimpleQaSuite()

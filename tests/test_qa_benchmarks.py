@@ -1,0 +1,220 @@
+"""SimpleQA, Chinese SimpleQA and AIME 2025 end to end, on the real data files,
+against a scripted model and judge."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pytest_modeleval.options import GenerationSettings, RunConfig
+from pytest_modeleval.suites import get_suite
+from tests.plugin_helpers import load_results, run_args
+from tests.qa_oracle import DATA_DIR, JUDGE_MODEL, QaOracle, data_path, dataset_args
+from tests.scripted_server import ScriptedServer
+
+pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(),
+                                reason=f"benchmark data folder {DATA_DIR} is absent")
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+QA_BENCHMARKS = ("simple_qa", "chinese_simpleqa", "aime25")
+CHINESE_CATEGORIES = {"人文与社会科学": 609, "生活、艺术与文化": 601, "自然与自然科学": 530,
+                      "工程、技术与应用科学": 481, "社会": 453, "中华文化": 326}
+SIMPLE_QA_TOPICS = {"Science and technology": 858, "Politics": 709, "Art": 550, "Other": 475,
+                    "Geography": 424, "Sports": 368, "Music": 341, "TV shows": 293,
+                    "History": 173, "Video games": 135}
+
+
+def add_modules(pytester: pytest.Pytester, *names: str) -> None:
+    for name in names:
+        source = (BENCHMARKS / f"test_{name}.py").read_text(encoding="utf-8")
+        pytester.makepyfile(**{f"test_{name}": source})
+
+
+def qa_args(url: str, report_dir: Path, *extra: str) -> list[str]:
+    return run_args(url, report_dir, "--judge-model", JUDGE_MODEL, *dataset_args(),
+                    "--concurrency", "16", *extra)
+
+
+def config(**changes: object) -> RunConfig:
+    base = RunConfig(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="UNSET",
+                     concurrency=1, max_retries=0, limit=None, gen=GenerationSettings(),
+                     stream=False, bfcl_mode="fc", bfcl_underscore_to_dot=True,
+                     thresholds=(), report_dir="r",
+                     datasets=tuple((name, str(data_path(name))) for name in QA_BENCHMARKS))
+    return RunConfig(**{**base.__dict__, **changes})
+
+
+def rows(document: dict, benchmark: str, metric: str) -> dict[str, float]:
+    return {row["subset"]: row["score"] for row in document["subsets"]
+            if row["benchmark"] == benchmark and row["metric"] == metric}
+
+
+def test_whole_data_loads_with_subset_counts() -> None:
+    counts = {}
+    for name in QA_BENCHMARKS:
+        loaded = get_suite(name).load(config())
+        counts[name] = Counter(sample.subset for sample in loaded.samples)
+        assert loaded.versions[f"{name}_data"].startswith(f"{data_path(name).name} sha256:")
+    assert counts["simple_qa"] == SIMPLE_QA_TOPICS
+    assert counts["chinese_simpleqa"] == CHINESE_CATEGORIES
+    assert counts["aime25"] == {"AIME2025-I": 15, "AIME2025-II": 15}
+    aime = get_suite("aime25").load(config()).samples
+    assert [s.sample_id for s in aime[:15]] == [str(i) for i in range(15)]
+    assert aime[0].data.answer == "70"
+    simple = get_suite("simple_qa").load(config()).samples
+    assert all(s.data.answer == s.data.answer.strip() for s in simple)
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_gold_answers_and_correct_judge_score_one(pytester: pytest.Pytester,
+                                                   xdist: list[str]) -> None:
+    add_modules(pytester, *QA_BENCHMARKS)
+    report_dir = pytester.path / "report"
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "4", *xdist))
+    document = load_results(report_dir)
+    for name in ("simple_qa", "chinese_simpleqa"):
+        scores = rows(document, name, "is_correct")
+        assert set(scores.values()) == {1.0}
+        assert len(scores) == len(get_suite(name).subsets)
+        assert set(rows(document, name, "f1").values()) == {1.0}
+    assert rows(document, "aime25", "AveragePass@1") == {"AIME2025-I": 1.0, "AIME2025-II": 1.0}
+    total = 4 * (10 + 6 + 2)
+    result.assert_outcomes(passed=total)
+    versions = document["versions"]
+    assert versions["aime25_data"].startswith("aime25.jsonl sha256:b4e273c0")
+    assert versions["simple_qa_data"].startswith("simple_qa.csv sha256:feee3f7e")
+    assert "math_verify" in versions
+    result.stdout.fnmatch_lines(["*| chinese_simpleqa | is_correct *| 工程、技术与应用科学 *|*"])
+    _assert_table_aligned(result.stdout.lines)
+
+
+def _assert_table_aligned(lines: list[str]) -> None:
+    from pytest_modeleval.report.table import display_width
+
+    table = [line for line in lines if line.startswith(("|", "+"))]
+    assert table
+    assert len({display_width(line) for line in table}) == 1
+
+
+def test_not_attempted_judge(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "simple_qa", "chinese_simpleqa")
+    report_dir = pytester.path / "report"
+    oracle = QaOracle(judge_text="The model did not answer.\nNOT_ATTEMPTED")
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "2"))
+    document = load_results(report_dir)
+    for name in ("simple_qa", "chinese_simpleqa"):
+        assert set(rows(document, name, "is_not_attempted").values()) == {1.0}
+        assert set(rows(document, name, "is_correct").values()) == {0.0}
+        assert set(rows(document, name, "accuracy_given_attempted").values()) == {None}
+    result.assert_outcomes(failed=2 * 16)
+
+
+def test_unreadable_judge_is_unscored_not_wrong(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "simple_qa")
+    report_dir = pytester.path / "report"
+    oracle = QaOracle(judge_text="Hmm, hard to say; maybe.")
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "1", "-rs"))
+    document = load_results(report_dir)
+    totals = document["totals"]
+    assert (totals["unscored"], totals["wrong"], totals["correct"]) == (10, 0, 0)
+    assert all(s["details"]["judge"] == "Hmm, hard to say; maybe." for s in document["samples"])
+    assert set(rows(document, "simple_qa", "is_correct").values()) == {None}
+    assert {row["unscored"] for row in document["subsets"]} == {1}
+    result.assert_outcomes(skipped=10)
+    result.stdout.fnmatch_lines(["*unscored: the judge's reply has no readable grade*"])
+
+
+def test_judge_needed_skips_with_option_named(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "simple_qa")
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*run_args(server.url, pytester.path / "r", "-rs"))
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*simple_qa is graded by a judge model: pass --judge-model*"])
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_aime_repeats_give_exact_pass_at_k(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    # Problem 0 right in 1 of 4 repeats, problem 1 in 3 of 4, problem 2 in 0 of 4.
+    gold = QaOracle().gold
+    problems = [p for p in gold if p.startswith(("Find the sum of all integer bases",
+                                                 "In $\\triangle ABC$ points $D$",
+                                                 "The $9$ members"))]
+    assert len(problems) == 3
+    correct = dict(zip(sorted(problems, key=lambda p: p[:20]), (0, 1, 3)))
+    oracle = QaOracle(correct_repeats={p[:40]: c for p, c in correct.items()})
+    expected = sorted(correct.values())
+    add_modules(pytester, "aime25")
+    report_dir = pytester.path / "report"
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "-k", "AIME2025-I/",
+                                             "--limit", "3", "--repeats", "4", *xdist))
+    document = load_results(report_dir)
+    metrics = {r["metric"]: r["score"] for r in document["subsets"]
+               if r["subset"] == "AIME2025-I"}
+    counts = [c for c in expected]
+    assert metrics["AveragePass@1"] == pytest.approx(sum(c / 4 for c in counts) / 3)
+    pass2 = [1 - (0 if 4 - c < 2 else _comb(4 - c, 2)) / _comb(4, 2) for c in counts]
+    assert metrics["pass@2"] == pytest.approx(sum(pass2) / 3)
+    assert metrics["pass@4"] == pytest.approx(2 / 3)
+    assert metrics["maj@4"] == pytest.approx(1 / 3)
+    result.assert_outcomes(passed=sum(counts), failed=12 - sum(counts))
+
+
+def _comb(n: int, k: int) -> int:
+    from math import comb
+
+    return comb(n, k)
+
+
+@pytest.mark.parametrize("reply", [r"\boxed{70}", r"\boxed{070}",
+                                   r"the answer is $\boxed{70}$.", r"<think>69?</think>\boxed{70}"])
+def test_aime_answer_forms(pytester: pytest.Pytester, reply: str) -> None:
+    oracle = QaOracle(answer=lambda question, gold, attempt: reply if gold == "70" else "0")
+    add_modules(pytester, "aime25")
+    report_dir = pytester.path / "report"
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "2"))
+    result.assert_outcomes(passed=1, failed=3)
+    document = load_results(report_dir)
+    first = next(s for s in document["samples"] if s["sample_id"] == "0")
+    assert (first["outcome"], first["details"]["extracted"]) == ("correct", "70")
+
+
+def test_dataset_missing_file_is_one_line(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "aime25")
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*run_args(server.url, pytester.path / "r",
+                                              "--dataset", "aime25=nowhere.jsonl"))
+    result.stdout.fnmatch_lines(["*--dataset aime25=nowhere.jsonl: no such file or folder; "
+                                 "pass --dataset aime25=PATH with an existing path*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_hub_unreachable_names_dataset_option(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "aime25")
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*run_args(server.url, pytester.path / "r"))
+    result.stdout.fnmatch_lines(["*cannot load aime25 from the hub id math-ai/aime25 *"
+                                 "pass --dataset aime25=PATH*"])
+
+
+def test_k_on_another_benchmark_loads_no_data(pytester: pytest.Pytester) -> None:
+    # With the hub offline, loading AIME would fail; -k bfcl must not try.
+    add_modules(pytester, "aime25", "simple_qa")
+    pytester.makepyfile(test_other="def test_bfcl_like():\n    pass\n")
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*run_args(server.url, pytester.path / "r", "-k", "bfcl",
+                                              "--judge-model", JUDGE_MODEL))
+    result.assert_outcomes(passed=1)
+
+
+def test_unknown_dataset_benchmark_is_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--model", "m", "--base-url", "http://127.0.0.1:9/v1",
+                                "--dataset", "aime24=x.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown benchmark 'aime24'; valid: bfcl_v3, simple_qa,*"])
