@@ -64,6 +64,13 @@ class QaOracle:
     gold: dict[str, str] = field(default_factory=gold_answers)
     answer: Callable[[str, str, int], str] | None = None
 
+    def knows(self, body: dict) -> bool:
+        """Whether the request is for the judge or asks one of the known questions."""
+        if body.get("model") == JUDGE_MODEL:
+            return True
+        messages = body.get("messages") or [{}]
+        return self._question(str(messages[-1].get("content")))[1] is not None
+
     def script(self, body: dict, attempt: int) -> Outcome:
         content = str(body["messages"][-1]["content"])
         if body["model"] == JUDGE_MODEL:

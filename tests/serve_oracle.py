@@ -1,6 +1,9 @@
 """Run a command against a scripted server that replies to every BFCL v3 sample
 with bfcl-eval's ground-truth calls, a few chosen ids getting wrong ones. In
 multi-turn samples it replays each turn's calls, then ends the turn in text.
+When the SimpleQA, Chinese SimpleQA and AIME 2025 data files are beside the
+checkout, it answers their questions with the gold answers too, and requests
+for the model `scripted-judge` get "The response is CORRECT.".
 
     python -m tests.serve_oracle [--mode fc|prompt] [--latency SECONDS] -- COMMAND...
 
@@ -19,6 +22,7 @@ import sys
 
 from tests.bfcl_multi_turn_oracle import build_multi_turn_oracle, wrong_every
 from tests.bfcl_oracle import FullOracle, build_oracle, tamper_every
+from tests.qa_oracle import DATA_DIR, QaOracle
 from tests.scripted_server import Reply, ScriptedServer
 
 
@@ -38,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     oracle = FullOracle(build_oracle(args.mode, tamper=tamper_every()),
                         build_multi_turn_oracle(args.mode, wrong=wrong_every()))
     latency = args.latency
+    qa = QaOracle() if DATA_DIR.is_dir() else None
 
     def script(body: dict, attempt: int) -> Reply:
-        return dataclasses.replace(oracle.script(body, attempt), delay=latency)
+        reply = qa.script(body, attempt) if qa is not None and qa.knows(body) else None
+        return dataclasses.replace(reply or oracle.script(body, attempt), delay=latency)
 
     with ScriptedServer(script) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.url}

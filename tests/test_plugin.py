@@ -315,7 +315,7 @@ def test_reports_written(pytester: pytest.Pytester,
     assert document["subsets"] == [{
         "benchmark": "bfcl_v3", "subset": "simple", "metric": "accuracy", "num": 3,
         "score": pytest.approx(2 / 3), "category": "AST_NON_LIVE", "correct": 2, "wrong": 1,
-        "errors": 0, "unscored": 0}]
+        "errors": 0, "unscored": 0, "primary": True}]
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
     assert "| Model | Dataset | Metric | Subset | Num | Score | Cat.0 |" in markdown
     assert "0.6667" in markdown
