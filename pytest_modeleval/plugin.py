@@ -111,7 +111,8 @@ def _parametrize_benchmark(metafunc: pytest.Metafunc, run: ModelevalRun, benchma
     if suite.sample_id_chars is not None:
         from .selection import may_select
 
-        if not may_select(metafunc, suite.subsets, suite.sample_id_chars):
+        if not may_select(metafunc, suite.subsets + suite.subset_ids,
+                          suite.sample_id_chars):
             # -k leaves none of these items; an empty parameter set loads no data.
             metafunc.parametrize(CASE_FIXTURE, [], indirect=True)
             return

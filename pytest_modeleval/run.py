@@ -53,7 +53,8 @@ class Case:
     @property
     def item_id(self) -> str:
         suffix = f"/r{self.repeat}" if self.repeat else ""
-        return f"{self.sample.subset}/{self.sample.sample_id}{suffix}"
+        subset = self.sample.id_subset or self.sample.subset
+        return f"{subset}/{self.sample.sample_id}{suffix}"
 
 
 @dataclass(frozen=True)

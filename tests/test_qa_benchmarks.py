@@ -127,6 +127,29 @@ def test_unreadable_judge_is_unscored_not_wrong(pytester: pytest.Pytester) -> No
     assert {row["unscored"] for row in document["subsets"]} == {1}
     result.assert_outcomes(skipped=10)
     result.stdout.fnmatch_lines(["*unscored: the judge's reply has no readable grade*"])
+    assert "Hmm, hard to say; maybe." in (report_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_judge_template_and_dataset_from_ini(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "chinese_simpleqa")
+    template = pytester.path / "judge.j2"
+    template.write_text("Q={{ question }}|G={{ gold_answer }}|P={{ predicted_answer }}",
+                        encoding="utf-8")
+    pytester.makeini(f"""
+        [pytest]
+        modeleval_dataset = chinese_simpleqa={data_path("chinese_simpleqa")}
+        modeleval_judge_template = chinese_simpleqa={template}
+        modeleval_judge_model = {JUDGE_MODEL}
+    """)
+    report_dir = pytester.path / "report"
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*run_args(server.url, report_dir, "--limit", "1",
+                                              "-k", "chinese_culture"))
+        judge = [body for body in server.requests if body["model"] == JUDGE_MODEL]
+    result.assert_outcomes(passed=1)
+    prompt = judge[0]["messages"][-1]["content"]
+    assert prompt == "Q=伏兔穴所属的经脉是什么？|G=足阳明胃经|P=足阳明胃经"
+    assert judge[0].get("temperature") == 0
 
 
 def test_judge_needed_skips_with_option_named(pytester: pytest.Pytester) -> None:

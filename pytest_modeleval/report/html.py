@@ -139,6 +139,8 @@ def _sample(sample: dict[str, Any]) -> dict[str, Any]:
         "explanation": format_text(sample.get("explanation")),
         "reply": _reply(sample.get("reply")),
         "transcript": _transcript(sample.get("transcript")),
+        "details": [(str(key), _text(value)) for key, value in as_dict(sample.get("details"))
+                    .items()],
     }
 
 

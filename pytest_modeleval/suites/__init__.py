@@ -35,6 +35,9 @@ class Sample:
     sample_id: str
     category: str
     data: Any
+    # The subset as written in item ids, when it differs: pytest escapes
+    # non-ASCII ids, which -k cannot match as typed.
+    id_subset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class Suite(Protocol):
     # rule out the suite before its data is loaded (see selection.py). None
     # for data that is cheap to load.
     sample_id_chars: str | None
+    # ASCII names of the subsets in item ids, when their names are not ASCII.
+    subset_ids: tuple[str, ...]
 
     def load(self, config: RunConfig) -> SampleSet:
         """Return the samples to run, in dataset order, honouring `config.limit`."""

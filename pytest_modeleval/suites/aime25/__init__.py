@@ -31,6 +31,7 @@ class Aime25Suite:
     rollup_names: tuple[str, ...] = ("OVERALL",)
     needs_judge: bool = False
     sample_id_chars: str | None = HEX_IDS
+    subset_ids: tuple[str, ...] = ()
 
     def load(self, config: RunConfig) -> SampleSet:
         rows = load_rows(self.name, HUB, config.dataset_path(self.name))

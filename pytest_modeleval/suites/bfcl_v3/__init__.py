@@ -42,6 +42,7 @@ class BfclV3Suite:
     rollup_names: tuple[str, ...] = ROLLUP_NAMES
     needs_judge: bool = False
     sample_id_chars: str | None = None
+    subset_ids: tuple[str, ...] = ()
 
     def load(self, config: RunConfig) -> SampleSet:
         bfcl = load_bfcl()  # fail early with the install line

@@ -50,6 +50,7 @@ class SimpleQaSuite:
     rollup_names: tuple[str, ...] = ("OVERALL",)
     needs_judge: bool = True
     sample_id_chars: str | None = HEX_IDS
+    subset_ids: tuple[str, ...] = ()
 
     def load(self, config: RunConfig) -> SampleSet:
         load_template(self.language, config.judge_template(self.name))  # fail before any call
@@ -63,8 +64,12 @@ class SimpleQaSuite:
             taken[subset] = taken.get(subset, 0) + 1
             data = Question(str(row[self.question_field]).strip(), str(row["answer"]).strip())
             samples.append(Sample(self.name, subset, str(row.get("id", index)), CATEGORY,
-                                  data))
+                                  data, self.id_subset(subset)))
         return SampleSet(samples, {f"{self.name}_data": rows.version})
+
+    def id_subset(self, subset: str) -> str | None:
+        """Return the subset's name in item ids when it is not the subset itself."""
+        return None
 
     def subset_of(self, row: dict[str, Any]) -> str:
         """Return the row's subset: SimpleQA's topic."""
