@@ -1,22 +1,24 @@
 """A scripted model and judge for SimpleQA, Chinese SimpleQA and AIME 2025.
 
 The model answers each question with its gold answer, read from the real
-data files beside the checkout (../shared/data); the judge replies with a
-fixed text chosen by the test. Requests to the judge are told apart by their
-model name.
+data files in the folder MODELEVAL_TEST_DATA names (by default the data
+folder next to the checkout); the judge replies with a fixed text chosen by the test.
+Requests to the judge are told apart by their model name.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.scripted_server import Outcome, Reply
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(os.environ.get("MODELEVAL_TEST_DATA")
+                or Path(__file__).resolve().parents[2] / "shared" / "data")
 DATA_FILES = {"simple_qa": "simple_qa.csv", "chinese_simpleqa": "chinese_simpleqa.jsonl",
               "aime25": "aime25.jsonl"}
 JUDGE_MODEL = "scripted-judge"
