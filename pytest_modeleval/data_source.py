@@ -110,6 +110,8 @@ def _load_hub(benchmark: str, hub: HubDataset) -> Rows:
 
 def _hub_revision(table: Any) -> str:
     """Return the commit the hub files came from, found in their cached URLs."""
+    # NOTE: read from the download URLs that datasets 3 to 5 record; not yet run
+    # against the hub from here, so "unknown" is possible with other versions.
     sources = [str(getattr(table.info, "download_checksums", None) or ""),
                str(getattr(table, "cache_files", None) or "")]
     for text in sources:

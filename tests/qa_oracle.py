@@ -66,7 +66,7 @@ class QaOracle:
     gold: dict[str, str] = field(default_factory=gold_answers)
     answer: Callable[[str, str, int], str] | None = None
 
-    def knows(self, body: dict) -> bool:
+    def handles(self, body: dict) -> bool:
         """Whether the request is for the judge or asks one of the known questions."""
         if body.get("model") == JUDGE_MODEL:
             return True

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     qa = QaOracle() if DATA_DIR.is_dir() else None
 
     def script(body: dict, attempt: int) -> Reply:
-        reply = qa.script(body, attempt) if qa is not None and qa.knows(body) else None
+        reply = qa.script(body, attempt) if qa is not None and qa.handles(body) else None
         return dataclasses.replace(reply or oracle.script(body, attempt), delay=latency)
 
     with ScriptedServer(script) as server:

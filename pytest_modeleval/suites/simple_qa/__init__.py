@@ -7,6 +7,7 @@ differ in data source, field names, subsets and the judge prompt's language.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class SimpleQaSuite:
     subset_ids: tuple[str, ...] = ()
 
     def load(self, config: RunConfig) -> SampleSet:
-        load_template(self.language, config.judge_template(self.name))  # fail before any call
+        _template(self.language, config.judge_template(self.name))  # fail before any call
         rows = load_rows(self.name, self.hub, config.dataset_path(self.name))
         samples = []
         taken: dict[str, int] = {}
@@ -88,7 +89,7 @@ class SimpleQaSuite:
         reply = clients.model.chat([{"role": "user", "content": question.question}])
         if clients.judge is None:
             raise ServerError(f"{self.name} needs a judge model: pass --judge-model NAME")
-        template = load_template(self.language, config.judge_template(self.name))
+        template = _template(self.language, config.judge_template(self.name))
         prompt = render_grader_prompt(template, question.question, question.answer,
                                       strip_thinking(reply.content) or "")
         judge_reply = clients.judge.chat([{"role": "user", "content": prompt}])
@@ -125,6 +126,12 @@ class SimpleQaSuite:
         missing = tuple(subset for subset in self.subsets if subset not in subsets)
         return [Rollup("OVERALL", value, len(verdicts), missing, metric)
                 for metric, value in verdict_metrics(verdicts)]
+
+
+@functools.lru_cache(maxsize=8)
+def _template(language: Language, path: str | None) -> Any:
+    """Load a judge template once per run instead of once per sample."""
+    return load_template(language, path)
 
 
 def _verdicts(records: list[dict[str, Any]]) -> list[Any]:
