@@ -216,7 +216,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if call.when == "teardown":
         return report
     record = item.stash.get(RECORD_KEY, None)
-    if record is None and HANDLES_KEY in item.stash:
+    if record is None and item.get_closest_marker(USER_MARKER):
         record = _user_record(item, call, report)
     if record is None:
         return report
@@ -242,7 +242,7 @@ def _user_record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.
     else:
         error = call.excinfo.exconly() if call.excinfo else "failed"
         grade = Grade("error", None, _first_line(error))
-    replies = [reply for handle in item.stash[HANDLES_KEY] for reply in handle.replies]
+    replies = [reply for handle in item.stash.get(HANDLES_KEY, []) for reply in handle.replies]
     return make_record(case, grade, combined_reply(replies) if replies else None)
 
 

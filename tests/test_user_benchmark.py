@@ -94,6 +94,24 @@ def test_server_error_is_error_not_wrong(pytester: pytest.Pytester) -> None:
     assert document["totals"]["wrong"] == 0
 
 
+def test_test_without_model_fixture_is_scored(pytester: pytest.Pytester) -> None:
+    write_benchmark(pytester)
+    pytester.makepyfile(test_capitals='''
+import pytest
+
+@pytest.mark.modeleval_data("capitals.jsonl", subset="continent")
+def test_capitals(sample):
+    assert sample["answer"] != "Berlin"
+''')
+    report_dir = pytester.path / "report"
+    with ScriptedServer(capital_reply) as server:
+        result = pytester.runpytest(*run_args(server.url, report_dir))
+        assert server.requests == []
+    result.assert_outcomes(passed=4, failed=1)
+    scores = {row["subset"]: row["score"] for row in load_results(report_dir)["subsets"]}
+    assert scores == {"Europe": 0.5, "Asia": 1.0, "Africa": 1.0}
+
+
 def test_bad_marker_and_missing_field_are_one_line(pytester: pytest.Pytester) -> None:
     write_benchmark(pytester)
     pytester.makepyfile(test_bad='''
