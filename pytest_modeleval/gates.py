@@ -176,12 +176,13 @@ def _regression_gate(row: dict[str, Any], max_regression: float, alpha: float
                else f"not significant ({test} p={row['p_value']:.2g} >= alpha {alpha:g})")
     message = (f"regression gate {'passed' if passed else 'failed'}: {name} {size} "
                f"({change}), {limit}, {verdict}")
-    noise = _inside(-max_regression, row["ci"])
+    bound = 0.0 - max_regression  # not -max_regression, which gives -0.0 for 0
+    noise = _inside(bound, row["ci"])
     if noise:
-        message += (f"; within noise: the bound {-max_regression:g} is inside the 95 % "
+        message += (f"; within noise: the bound {bound:g} is inside the 95 % "
                     f"interval of the delta {_span(row['ci'])}")
     return {"kind": "regression", "name": name, "passed": passed, "value": row["delta"],
-            "bound": -max_regression, "noise": noise, "message": message}
+            "bound": bound, "noise": noise, "message": message}
 
 
 def _error_rate_gate(totals: dict[str, Any], max_error_rate: float) -> dict[str, Any]:

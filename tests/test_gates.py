@@ -123,7 +123,14 @@ def test_worse_on_2_not_significant(pytester: pytest.Pytester, baseline: Path,
         f"pairs, 2 correct->wrong, 0 wrong->correct), {limit}, not significant "
         "(McNemar p=0.5 >= alpha 0.05)*",
     ])
-    row = load_results(report_dir)["baseline"]["subsets"][0]
+    document = load_results(report_dir)
+    gate = document["gates"][0]
+    assert gate["noise"] is (allowed == "0")
+    assert gate["bound"] == -float(allowed)
+    if allowed == "0":
+        assert gate["message"].endswith("; within noise: the bound 0 is inside the 95 % "
+                                        "interval of the delta [-0.0119, 0.0019]")
+    row = document["baseline"]["subsets"][0]
     assert row["p_value"] == 0.5
     assert row["ci"][0] < -0.005 < row["ci"][1]
 
