@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .gates import evaluate_thresholds
-from .options import parse_threshold
+from .gates import GateSettings, apply_gates
 from .results import build_document
 
 # Settings that may differ between shards without changing any score.
@@ -41,10 +40,25 @@ def merge_documents(named: list[tuple[Path, dict[str, Any]]], report_dir: str
     config = {**first.get("config", {}), "shard": None, "report_dir": report_dir}
     wall = max(float(d.get("totals", {}).get("wall_s") or 0.0) for _, d in named)
     document = build_document(samples, config, wall)
-    expressions = config.get("thresholds") or []
-    document["thresholds"] = evaluate_thresholds(
-        tuple(parse_threshold(text) for text in expressions), document)
+    # Shards were checked to share their versions; build_document knows only its own.
+    document["versions"] = first.get("versions", document["versions"])
+    apply_gates(document, GateSettings.from_config(config))
     return document
+
+
+def rebuild_document(document: dict[str, Any], report_dir: str) -> dict[str, Any]:
+    """Aggregate a results.json again from its samples, as the current plugin does.
+
+    The run's time, versions and baseline comparison are kept; scores,
+    intervals and gates are computed anew.
+    """
+    config = {**document.get("config", {}), "report_dir": report_dir}
+    wall = float(document.get("totals", {}).get("wall_s") or 0.0)
+    rebuilt = build_document(document["samples"], config, wall)
+    for key in ("created_at", "versions", "baseline"):
+        if document.get(key) is not None:
+            rebuilt[key] = document[key]
+    return rebuilt
 
 
 def _check_same_run(first_path: Path, first: dict[str, Any], path: Path,

@@ -17,6 +17,7 @@ DEFAULT_PROGRESS_INTERVAL_S = 10.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_ALPHA = 0.05
 BASE_URL_ENV = "OPENAI_BASE_URL"
 
 # Generation settings the Chat Completions API accepts as top-level arguments.
@@ -126,6 +127,16 @@ class RunConfig:
     datasets: tuple[tuple[str, str], ...] = ()
     # (benchmark, Jinja2 file) pairs that replace the shipped judge prompt.
     judge_templates: tuple[tuple[str, str], ...] = ()
+    # results.json of an earlier run to compare with, sample by sample.
+    baseline: str | None = None
+    # Largest allowed drop of a subset score below the baseline (score units, 0-1);
+    # None: no regression gate.
+    max_regression: float | None = None
+    # Significance level of the paired test that a regression must pass to fail the gate.
+    alpha: float = DEFAULT_ALPHA
+    # Largest allowed share of samples that end in a server error in a gated run;
+    # None when not given, which gates at 0 once another gate is configured.
+    max_error_rate: float | None = None
 
     def dataset_path(self, benchmark: str) -> str | None:
         return dict(self.datasets).get(benchmark)
@@ -154,6 +165,10 @@ class RunConfig:
             "judge": self.judge.public_dict() if self.judge else None,
             "datasets": dict(self.datasets),
             "judge_templates": dict(self.judge_templates),
+            "baseline": self.baseline,
+            "max_regression": self.max_regression,
+            "alpha": self.alpha,
+            "max_error_rate": self.max_error_rate,
         }
 
 
@@ -205,6 +220,37 @@ def parse_interval(text: str) -> float:
         raise ValueError(f"invalid value {text!r}: expected seconds >= 0 such as 10 "
                          "(0 turns progress lines off)")
     return value
+
+
+def parse_max_regression(text: str) -> float:
+    return _parse_unit_range(text, "a score drop between 0 and 1 such as 0.02")
+
+
+def parse_alpha(text: str) -> float:
+    value = _float_or_nan(text)
+    if not 0 < value < 1:
+        raise ValueError(f"invalid value {text!r}: expected a significance level between 0 "
+                         "and 1 (exclusive) such as 0.05")
+    return value
+
+
+def parse_error_rate(text: str) -> float:
+    return _parse_unit_range(text, "a share of samples between 0 and 1 such as 0.01")
+
+
+def _parse_unit_range(text: str, expected: str) -> float:
+    value = _float_or_nan(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"invalid value {text!r}: expected {expected}")
+    return value
+
+
+def _float_or_nan(text: str) -> float:
+    # NaN fails every range check, so an unparsable value is rejected with the range's message.
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def parse_benchmark_path(text: str) -> tuple[str, str]:
@@ -336,6 +382,17 @@ def register(parser: pytest.Parser) -> None:
         "bfcl_v3/simple>=0.9 or bfcl_v3/OVERALL>=0.7; any threshold makes the exit status 0 "
         "when all pass and 1 otherwise", metavar="EXPR", action="append",
         type=_argparse_type(parse_threshold))
+    add("--baseline", "string", "results.json of an earlier run: pair samples by benchmark, "
+        "subset and sample id, report deltas and flips per subset", metavar="FILE")
+    add("--max-regression", "string", "gate: fail when a subset's score drops below the "
+        "--baseline by more than DELTA (score units, 0-1) and the paired test is significant "
+        "at --alpha (default: no regression gate)", metavar="DELTA",
+        type=_argparse_type(parse_max_regression))
+    add("--alpha", "string", "significance level of the paired test behind --max-regression "
+        f"(default: {DEFAULT_ALPHA:g})", metavar="P", type=_argparse_type(parse_alpha))
+    add("--max-error-rate", "string", "gate: largest share of samples (0-1) that may end in a "
+        "server error when any gate is configured; giving it configures a gate (default: 0)",
+        metavar="RATE", type=_argparse_type(parse_error_rate))
     add("--report-dir", "string", "folder for results.json, report.md and report.html "
         f"(default: ./{DEFAULT_REPORT_DIR})", metavar="DIR")
     add("--cache-dir", "string", "folder of the response cache, where every reply is kept as "
@@ -409,7 +466,16 @@ def load_run_config(config: pytest.Config) -> RunConfig:
         judge=_judge(config),
         datasets=tuple(_pairs(config, "--dataset")),
         judge_templates=tuple(_pairs(config, "--judge-template")),
+        baseline=_setting(config, "--baseline") or None,
+        max_regression=_setting(config, "--max-regression", parse_max_regression),
+        alpha=_alpha(config),
+        max_error_rate=_setting(config, "--max-error-rate", parse_error_rate),
     )
+
+
+def _alpha(config: pytest.Config) -> float:
+    value = _setting(config, "--alpha", parse_alpha)
+    return DEFAULT_ALPHA if value is None else value
 
 
 DEFAULT_JUDGE_GEN = ("temperature", 0)

@@ -13,7 +13,7 @@ import dataclasses
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +24,9 @@ from .results import RECORD_PROPERTY, SampleRecord
 from .run import Case, Graded, ModelevalRun, SampleServerError, SampleWrong, make_record
 from .sharding import partition
 from .suites import Grade, combined_reply, get_suite
+
+if TYPE_CHECKING:
+    from .gates import GateSettings
 
 RUN_KEY = pytest.StashKey[ModelevalRun]()
 LOCAL_SERVER_KEY = pytest.StashKey[LocalServer]()
@@ -54,6 +57,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if run_config.model == LOCAL_MODEL:
         run_config = _use_local_server(config, run_config)
     _check_run_config(run_config)
+    if config.getoption("modeleval_max_regression") is not None and not run_config.baseline:
+        # From the ini file, --max-regression waits for a run that passes --baseline.
+        raise pytest.UsageError(
+            f"--max-regression {config.getoption('modeleval_max_regression'):g} compares "
+            "with a baseline: pass --baseline FILE with the results.json of an earlier run")
     run = ModelevalRun(run_config)
     config.stash[RUN_KEY] = run
     if run_config.model:
@@ -222,6 +230,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         return report
     if call.when == "call" or report.failed:
         report.user_properties.append((RECORD_PROPERTY, record.to_dict()))
+        # --junitxml writes the properties of the teardown report, which copies the
+        # item's; the record above stays on this report alone and so out of the XML.
+        item.user_properties.extend([("benchmark", record.benchmark),
+                                     ("subset", record.subset), ("score", record.score)])
     if call.excinfo is not None and call.excinfo.errisinstance((SampleWrong, SampleServerError)):
         kind = "wrong" if call.excinfo.errisinstance(SampleWrong) else "server error"
         report.longrepr = f"{record.benchmark}/{record.subset} {record.sample_id}: {kind}: " \
@@ -297,6 +309,15 @@ class EvaluationSession:
         self.report_paths: list[Path] = []
         self.report_error = ""
         self.progress: Progress | None = None
+        # The earlier run's results.json, read up front so a bad path fails before any request.
+        self.baseline: dict[str, Any] | None = None
+        if run.config.baseline and not self.is_worker:
+            from .baseline import BaselineError, load_baseline
+
+            try:
+                self.baseline = load_baseline(run.config.baseline)
+            except BaselineError as error:
+                raise pytest.UsageError(str(error)) from None
 
     def start_progress(self, total: int) -> None:
         interval = self.run.config.progress_interval_s
@@ -336,26 +357,28 @@ class EvaluationSession:
             return
         if self.config.option.collectonly:
             return
-        from .gates import evaluate_thresholds
+        from .gates import apply_gates
         from .report import write_reports
         from .results import build_document
 
         samples = list(self.run.records.values())
-        if not samples and not self.run.config.thresholds:
+        settings = _gate_settings(self.run.config)
+        if not samples and not settings.thresholds:
             return
         config = self.run.config
         document = build_document(samples, config.public_dict(),
                                   time.monotonic() - self.run.started, self.run.versions)
-        document["thresholds"] = evaluate_thresholds(config.thresholds, document)
+        apply_gates(document, settings, self.baseline, config.baseline or "")
         self.run.document = document
         try:
             self.report_paths = write_reports(document, Path(config.report_dir))
         except OSError as error:
             self.report_error = (f"could not write reports to {config.report_dir}: {error}; "
                                  "pass --report-dir=DIR with a writable folder")
-        if config.thresholds and exitstatus in (pytest.ExitCode.OK,
+        # With any gate configured, the gates alone decide, whatever single samples did.
+        if document["gates"] and exitstatus in (pytest.ExitCode.OK,
                                                 pytest.ExitCode.TESTS_FAILED):
-            passed = all(row["passed"] for row in document["thresholds"])
+            passed = all(row["passed"] for row in document["gates"])
             session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -414,6 +437,13 @@ def _use_local_server(config: pytest.Config, run_config: options.RunConfig
                                 "pass --report-dir=DIR with a writable folder") from None
     config.stash[LOCAL_SERVER_KEY] = server
     return dataclasses.replace(run_config, base_url=server.base_url, gen=gen)
+
+
+def _gate_settings(run_config: options.RunConfig) -> GateSettings:
+    from .gates import GateSettings
+
+    return GateSettings(run_config.thresholds, run_config.max_regression, run_config.alpha,
+                        run_config.max_error_rate)
 
 
 def _check_run_config(run_config: options.RunConfig) -> None:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import __version__
+from .stats import Estimate, combine, estimate, normal_interval
 from .suites import SUITE_MODULES, Outcome, Rollup, SubsetScore, Suite, accuracy, get_suite
 
 SCHEMA_VERSION = 1
@@ -60,6 +61,9 @@ def build_document(samples: list[dict[str, Any]], config: dict[str, Any], wall_s
     """Aggregate sample records into the results document (subsets, roll-ups, totals).
 
     `versions` maps each benchmark to the versions of its data and scorer.
+    Each subset and roll-up row has "stderr" and "ci" ([low, high], 95 %),
+    both None where no interval is defined (see `_row_interval`). "baseline"
+    and "gates" are filled in by the caller, once gates are evaluated.
     """
     scores = subset_scores(samples)
     benchmarks = sorted({benchmark for benchmark, _ in scores}, key=_suite_order)
@@ -75,6 +79,8 @@ def build_document(samples: list[dict[str, Any]], config: dict[str, Any], wall_s
         "subsets": _subset_rows(by_subset, benchmarks, config),
         "rollups": _rollup_rows(scores, by_subset, benchmarks, config),
         "thresholds": [],
+        "baseline": None,
+        "gates": [],
         "totals": _totals(samples, wall_s),
         "samples": samples,
     }
@@ -97,9 +103,11 @@ def _subset_rows(by_subset: dict[tuple[str, str], list[dict[str, Any]]],
             records = by_subset[(benchmark, subset)]
             metrics = suite.metrics(records, config) if suite is not None else accuracy(records)
             base = _subset_counts(benchmark, subset, records)
+            scored = _scored(records, lambda record: record["sample_id"])
             for index, (metric, value) in enumerate(metrics):
                 per_metric.setdefault(metric, []).append(
-                    {**base, "metric": metric, "score": value, "primary": index == 0})
+                    {**base, "metric": metric, "score": value, "primary": index == 0,
+                     **_row_interval(estimate(scored), value)})
         for metric_rows in per_metric.values():
             rows.extend(metric_rows)
     return rows
@@ -126,11 +134,62 @@ def _rollup_rows(scores: dict[tuple[str, str], SubsetScore],
         suite = _suite(benchmark)
         rollups = (suite.rollups(own, records, config) if suite is not None
                    else [_overall(own)])
+        intervals = _rollup_intervals(suite, own, by_subset, benchmark, rollups)
         for rollup in rollups:
             rows.append({"benchmark": benchmark, "name": rollup.name, "metric": rollup.metric,
                          "num": rollup.num, "score": rollup.score, "partial": rollup.partial,
-                         "missing": list(rollup.missing)})
+                         "missing": list(rollup.missing),
+                         **intervals.get((rollup.name, rollup.metric), _NO_INTERVAL)})
     return rows
+
+
+_NO_INTERVAL: dict[str, Any] = {"stderr": None, "ci": None}
+
+
+def _scored(records: list[dict[str, Any]], problem: Any) -> list[tuple[Any, float]]:
+    """Return (problem key, score) of the records that count in a score."""
+    return [(problem(record), float(record["score"])) for record in records
+            if record["outcome"] in ("correct", "wrong") and record["score"] is not None]
+
+
+def _row_interval(found: Estimate | None, value: float | None) -> dict[str, Any]:
+    """Return the row's "stderr" and "ci" when its value is the mean of the sample scores.
+
+    Metrics that are not such a mean (SimpleQA's is_incorrect and F-score,
+    AIME's pass@k and majority vote) get None: their sample scores do not
+    measure them.
+    """
+    if found is None or value is None or abs(found.mean - value) > 1e-9:
+        return dict(_NO_INTERVAL)
+    return {"stderr": found.stderr, "ci": list(found.ci) if found.ci else None}
+
+
+def _rollup_intervals(suite: Suite | None, own: dict[str, SubsetScore],
+                      by_subset: dict[tuple[str, str], list[dict[str, Any]]], benchmark: str,
+                      rollups: list[Rollup]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Return "stderr" and "ci" per (roll-up name, metric).
+
+    A roll-up that is a fixed linear combination of subset means (BFCL's,
+    given by the suite's `rollup_weights`) gets SE = sqrt(sum((w * SE_subset) ** 2)),
+    since subsets share no problem, and a normal interval. Any other roll-up
+    gets an interval only when its value is the mean of all its sample scores.
+    """
+    parts = {subset: found for (b, subset), records in by_subset.items() if b == benchmark
+             if (found := estimate(_scored(records, lambda r: r["sample_id"]))) is not None}
+    weights_of = getattr(suite, "rollup_weights", None)
+    weights = weights_of(own) if weights_of is not None else {}
+    pooled = estimate([item for (b, subset), records in by_subset.items() if b == benchmark
+                       for item in _scored(records, lambda r: (r["subset"], r["sample_id"]))])
+    intervals: dict[tuple[str, str], dict[str, Any]] = {}
+    for rollup in rollups:
+        key = (rollup.name, rollup.metric)
+        if rollup.name in weights and rollup.score is not None:
+            stderr = combine(weights[rollup.name], parts)
+            ci = normal_interval(rollup.score, stderr) if stderr is not None else None
+            intervals[key] = {"stderr": stderr, "ci": list(ci) if ci else None}
+        else:
+            intervals[key] = _row_interval(pooled, rollup.score)
+    return intervals
 
 
 def _overall(subsets: dict[str, SubsetScore]) -> Rollup:

@@ -141,7 +141,7 @@ def test_threshold_pass_overrides_failures(pytester: pytest.Pytester,
                                           "bfcl_v3/simple>=0.6"))
     result.assert_outcomes(passed=2, failed=1)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["threshold passed: bfcl_v3/simple>=0.6 (measured 0.6667)"])
+    result.stdout.fnmatch_lines(["threshold passed: bfcl_v3/simple>=0.6 (measured 0.6667)*"])
 
 
 @XDIST_MODES
@@ -155,8 +155,8 @@ def test_threshold_fail_exit_one(pytester: pytest.Pytester,
         "--threshold", "bfcl_v3/simple>0.7", "--threshold", "bfcl_v3/OVERALL>=0.1"))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
-        "threshold passed: bfcl_v3/simple>=0.6 (measured 0.6667)",
-        "threshold failed: bfcl_v3/simple>0.7 (measured 0.6667, bound > 0.7)",
+        "threshold passed: bfcl_v3/simple>=0.6 (measured 0.6667)*",
+        "threshold failed: bfcl_v3/simple>0.7 (measured 0.6667, bound > 0.7); short by 0.0333*",
         "threshold failed: bfcl_v3/OVERALL>=0.1 (bfcl_v3/OVERALL not measured: partial: "
         "missing java, javascript, *",
     ])
@@ -315,7 +315,9 @@ def test_reports_written(pytester: pytest.Pytester,
     assert document["subsets"] == [{
         "benchmark": "bfcl_v3", "subset": "simple", "metric": "accuracy", "num": 3,
         "score": pytest.approx(2 / 3), "category": "AST_NON_LIVE", "correct": 2, "wrong": 1,
-        "errors": 0, "unscored": 0, "primary": True}]
+        "errors": 0, "unscored": 0, "primary": True,
+        # 2 of 3 correct: the Wilson interval, and SE = sd(1, 1, 0) / sqrt(3).
+        "stderr": pytest.approx(1 / 3), "ci": pytest.approx([0.2077, 0.9385], abs=1e-4)}]
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
     assert "| Model | Dataset | Metric | Subset | Num | Score | Cat.0 |" in markdown
     assert "0.6667" in markdown

@@ -23,7 +23,7 @@ from .conversation import Conversation, run_conversation
 from .data import CATEGORIES, MULTI_TURN_SUBSETS, SUBSETS, BfclCase, load_subset
 from .multi_turn_scoring import grade_conversation
 from .requests import BfclRequest, build_request
-from .rollups import ROLLUP_NAMES, compute_rollups
+from .rollups import ROLLUP_NAMES, compute_rollups, rollup_weights
 from .scoring import grade_reply
 
 
@@ -83,6 +83,10 @@ class BfclV3Suite:
     def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
                 config: dict[str, Any]) -> list[Rollup]:
         return compute_rollups(subsets)
+
+    def rollup_weights(self, subsets: dict[str, SubsetScore]) -> dict[str, dict[str, float]]:
+        """Return each roll-up's weight on each subset mean, for the roll-up's interval."""
+        return rollup_weights(subsets)
 
 
 SUITE = BfclV3Suite()

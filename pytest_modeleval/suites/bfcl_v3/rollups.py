@@ -37,6 +37,23 @@ def compute_rollups(scores: Scores) -> list[Rollup]:
     return [_rollup(name, *rules[name], scores) for name in ROLLUP_NAMES]
 
 
+def rollup_weights(scores: Scores) -> dict[str, dict[str, float]]:
+    """Return each complete roll-up's weight on each subset mean, for its standard error.
+
+    With the sample counts fixed, every formula here is linear in the subset
+    means, so evaluating it with one subset's mean at 1 and all others at 0
+    gives that subset's weight.
+    """
+    weights: dict[str, dict[str, float]] = {}
+    for subset in scores:
+        unit = {name: SubsetScore(score.num, float(score.num) if name == subset else 0.0)
+                for name, score in scores.items()}
+        for rollup in compute_rollups(unit):
+            if rollup.score is not None:
+                weights.setdefault(rollup.name, {})[subset] = rollup.score
+    return weights
+
+
 _AST_NON_LIVE = ("simple", "java", "javascript", "multiple", "parallel", "parallel_multiple")
 _AST_LIVE = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
 _RELEVANCE = ("irrelevance", "live_relevance", "live_irrelevance")
