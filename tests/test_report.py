@@ -400,10 +400,15 @@ def test_markdown_without_optional_sections() -> None:
     assert "against -: - samples, - errors, wall time -." in markdown
 
 
+def _own_script_only(html: str) -> bool:
+    """Tell whether the page's only script element is the report's own sample filter."""
+    return html.count("<script") == 1 and html.count("<script>\n(function () {") == 1
+
+
 def test_html_escapes_model_strings(document: dict[str, Any]) -> None:
     html = render_html(document)
 
-    assert "<script" not in html
+    assert _own_script_only(html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x&gt;" in html
     assert "<img" not in html
@@ -429,7 +434,8 @@ def test_html_is_self_contained(document: dict[str, Any]) -> None:
     html = render_html(document)
 
     assert "<link" not in html
-    assert "<script" not in html
+    assert _own_script_only(html)
+    assert "<script src" not in html
     assert re.search(r"<[a-z]+[^>]*\s(src|href)=", html) is None
     assert "url(" not in html
     assert "@import" not in html
@@ -520,12 +526,12 @@ def test_html_transcript_escapes_script() -> None:
     html = render_html({"samples": [_multi_turn_sample(transcript)]})
     parser.feed(html)
 
-    assert "<script" not in html
+    assert _own_script_only(html)
     assert "<b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "cd(folder=&#39;&lt;script&gt;&#39;)" in html
     assert "&lt;b&gt;Show&lt;/b&gt; notes.txt." in html
-    assert "script" not in parser.start_tags
+    assert parser.start_tags.count("script") == 1
     assert ("result", SCRIPT_CONTENT) in parser.entries
 
 
@@ -813,3 +819,70 @@ def test_step_summary_write_failure_warns(
         paths = write_reports(document, tmp_path / "report")
 
     assert all(path.stat().st_size > 0 for path in paths)
+
+
+def test_html_scores_with_intervals(document: dict[str, Any]) -> None:
+    html = render_html(_with_statistics(document))
+
+    assert "<th>95 % CI</th>" in html
+    assert '<td class="num">0.9325</td><td>[0.9080, 0.9570]</td>' in html
+    assert '<td class="num">0.9300</td><td>[0.9057, 0.9543]</td>' in html
+
+
+def test_html_chart_draws_primary_rows(document: dict[str, Any]) -> None:
+    document = _with_statistics(document)
+    document["subsets"].append(dict(document["subsets"][0], metric="f1", primary=False))
+    html = render_html(document)
+
+    assert html.count('<g class="subset-bar">') == 2
+    assert "<title>bfcl_v3/simple: 0.9325 [0.9080, 0.9570]</title>" in html
+    assert "<title>bfcl_v3/中华文化: 0.6667 [0.1333, 1.0000]</title>" in html
+    assert 'width="391.6" height="14"' in html
+    assert html.count('class="interval"') == 6
+
+
+def test_html_chart_without_primary_field(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert html.count('<g class="subset-bar">') == 2
+    assert 'class="interval"' not in html
+
+
+def test_html_gates_and_baseline(document: dict[str, Any]) -> None:
+    html = render_html(_with_statistics(document))
+
+    assert "<h2>Thresholds</h2>" not in html
+    assert '<td class="pass">PASS (within noise)</td>' in html
+    assert '<td class="fail">FAIL</td><td>2 of 406 samples | errored</td>' in html
+    assert "<h3>Flips (1)</h3>" in html
+    assert "Warning: baseline used temperature 0.7 &lt;b&gt;" in html
+    assert "<td>-0.0100</td>" not in html
+    assert '<td class="num">-0.0100</td><td>[-0.0310, 0.0110]</td>' in html
+    assert "<pre>&lt;script&gt;alert(1)&lt;/script&gt;</pre>" in html
+    assert _own_script_only(html)
+
+
+def test_html_sample_filters(document: dict[str, Any]) -> None:
+    document["samples"][0]["subset"] = 'a"><b>'
+    html = render_html(document)
+
+    assert '<option value="bfcl_v3">bfcl_v3</option>' in html
+    assert '<option value="中华文化" data-benchmark="bfcl_v3">中华文化</option>' in html
+    assert '<option value="error">error</option>' in html
+    assert 'data-subset="a&#34;&gt;&lt;b&gt;"' in html
+    assert "<b>" not in html
+
+
+def test_html_sample_request(document: dict[str, Any]) -> None:
+    document["samples"][0]["request"] = {
+        "messages": [{"role": "user", "content": "What is 5! <i>exactly</i>?"}],
+        "tools": ["math.factorial", "math.gcd"]}
+    entries = _transcript_entries(document, "summary", "label", "pre")
+
+    assert entries[:5] == [
+        ("summary", "prompt"),
+        ("label", "Message (user)"),
+        ("pre", "What is 5! <i>exactly</i>?"),
+        ("label", "Tools"),
+        ("pre", "math.factorial, math.gcd"),
+    ]
