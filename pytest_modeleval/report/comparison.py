@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_modeleval.report.table import (
+    COLUMNS,
     MISSING,
     as_dict,
     dict_items,
@@ -16,7 +17,11 @@ from pytest_modeleval.report.table import (
     format_score,
     format_text,
     is_number,
+    rollup_rows,
+    subset_rows,
 )
+
+INTERVAL_COLUMN = "95 % CI"
 
 GATE_COLUMNS = ("Gate", "Kind", "Value", "Bound", "Result", "Message")
 BASELINE_COLUMNS = ("Dataset", "Subset", "Metric", "Pairs", "Baseline", "Current", "Delta",
@@ -54,14 +59,23 @@ def has_intervals(document: dict[str, Any]) -> bool:
     return any("ci" in row for row in rows)
 
 
-def subset_intervals(document: dict[str, Any]) -> list[str]:
-    """Return the interval cell of each subset row, in the order of ``subset_rows``."""
-    return [format_interval(row.get("ci")) for row in dict_items(document.get("subsets"))]
+def score_table(document: dict[str, Any]) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """Return the columns, subset rows and roll-up rows of the score table.
 
-
-def rollup_intervals(document: dict[str, Any]) -> list[str]:
-    """Return the interval cell of each roll-up row, in the order of ``rollup_rows``."""
-    return [format_interval(row.get("ci")) for row in dict_items(document.get("rollups"))]
+    The terminal's columns get a "95 % CI" column right after Score when any row has
+    an interval.
+    """
+    columns = list(COLUMNS)
+    subsets = subset_rows(document)
+    rollups = rollup_rows(document)
+    if not has_intervals(document):
+        return columns, subsets, rollups
+    position = columns.index("Score") + 1
+    columns.insert(position, INTERVAL_COLUMN)
+    for rows, key in ((subsets, "subsets"), (rollups, "rollups")):
+        for row, source in zip(rows, dict_items(document.get(key))):
+            row.insert(position, format_interval(source.get("ci")))
+    return columns, subsets, rollups
 
 
 def gate_result(gate: dict[str, Any]) -> str:

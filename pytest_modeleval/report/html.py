@@ -23,19 +23,15 @@ from pytest_modeleval.report.comparison import (
     flip_row,
     flips,
     gate_rows,
-    has_intervals,
-    rollup_intervals,
-    subset_intervals,
+    score_table,
 )
 from pytest_modeleval.report.markdown import (
-    INTERVAL_COLUMN,
-    format_bound,
+        format_bound,
     redact_url,
     threshold_result,
     url_host,
 )
 from pytest_modeleval.report.table import (
-    COLUMNS,
     MISSING,
     RIGHT_ALIGNED_COLUMNS,
     as_dict,
@@ -46,8 +42,6 @@ from pytest_modeleval.report.table import (
     is_number,
     model_name,
     partial_rollup_notes,
-    rollup_rows,
-    subset_rows,
 )
 
 if TYPE_CHECKING:
@@ -121,17 +115,7 @@ def _context(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scores(document: dict[str, Any]) -> dict[str, Any]:
-    """Return the score table's columns and rows, with an interval column when rows have one."""
-    columns = list(COLUMNS)
-    subsets = subset_rows(document)
-    rollups = rollup_rows(document)
-    if has_intervals(document):
-        position = columns.index("Score") + 1
-        columns.insert(position, INTERVAL_COLUMN)
-        subsets = [row[:position] + [interval] + row[position:]
-                   for row, interval in zip(subsets, subset_intervals(document))]
-        rollups = [row[:position] + [interval] + row[position:]
-                   for row, interval in zip(rollups, rollup_intervals(document))]
+    columns, subsets, rollups = score_table(document)
     return {
         "columns": columns,
         "right_aligned": [column in RIGHT_ALIGNED_COLUMNS for column in columns],

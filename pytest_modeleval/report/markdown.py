@@ -18,12 +18,9 @@ from pytest_modeleval.report.comparison import (
     flip_row,
     flips,
     gate_rows,
-    has_intervals,
-    rollup_intervals,
-    subset_intervals,
+    score_table,
 )
 from pytest_modeleval.report.table import (
-    COLUMNS,
     RIGHT_ALIGNED_COLUMNS,
     as_dict,
     dict_items,
@@ -33,12 +30,9 @@ from pytest_modeleval.report.table import (
     is_number,
     model_name,
     partial_rollup_notes,
-    rollup_rows,
-    subset_rows,
 )
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-INTERVAL_COLUMN = "95 % CI"
 # GitHub shows at most 1 MiB of a step summary, so the Markdown lists only the first
 # flips. report.html and results.json list all of them.
 MAX_MARKDOWN_FLIPS = 50
@@ -133,17 +127,9 @@ def _versions_line(document: dict[str, Any]) -> list[str]:
 
 
 def _scores_section(document: dict[str, Any]) -> list[str]:
-    rows = subset_rows(document) + rollup_rows(document)
-    headers = list(COLUMNS)
-    if has_intervals(document):
-        # The interval goes right after the score it belongs to.
-        position = headers.index("Score") + 1
-        headers.insert(position, INTERVAL_COLUMN)
-        intervals = subset_intervals(document) + rollup_intervals(document)
-        rows = [row[:position] + [interval] + row[position:]
-                for row, interval in zip(rows, intervals)]
+    columns, subsets, rollups = score_table(document)
     lines = ["## Scores", ""]
-    lines.extend(_table(headers, RIGHT_ALIGNED_COLUMNS, rows))
+    lines.extend(_table(columns, RIGHT_ALIGNED_COLUMNS, subsets + rollups))
     lines.extend(["", "Roll-up rows follow the subset rows and have no Cat.0 value."])
     return lines
 
