@@ -23,6 +23,12 @@ from pytest_modeleval.report import (
 SCRIPT_CONTENT = "<script>alert(1)</script>"
 
 
+@pytest.fixture(autouse=True)
+def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep write_reports from appending to the step summary of a CI job running these tests."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 def _sample(subset: str, sample_id: str, outcome: str, **overrides: Any) -> dict[str, Any]:
     sample = {
         "benchmark": "bfcl_v3",
@@ -394,10 +400,15 @@ def test_markdown_without_optional_sections() -> None:
     assert "against -: - samples, - errors, wall time -." in markdown
 
 
+def _own_script_only(html: str) -> bool:
+    """Tell whether the page's only script element is the report's own sample filter."""
+    return html.count("<script") == 1 and html.count("<script>\n(function () {") == 1
+
+
 def test_html_escapes_model_strings(document: dict[str, Any]) -> None:
     html = render_html(document)
 
-    assert "<script" not in html
+    assert _own_script_only(html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x&gt;" in html
     assert "<img" not in html
@@ -423,7 +434,8 @@ def test_html_is_self_contained(document: dict[str, Any]) -> None:
     html = render_html(document)
 
     assert "<link" not in html
-    assert "<script" not in html
+    assert _own_script_only(html)
+    assert "<script src" not in html
     assert re.search(r"<[a-z]+[^>]*\s(src|href)=", html) is None
     assert "url(" not in html
     assert "@import" not in html
@@ -514,12 +526,12 @@ def test_html_transcript_escapes_script() -> None:
     html = render_html({"samples": [_multi_turn_sample(transcript)]})
     parser.feed(html)
 
-    assert "<script" not in html
+    assert _own_script_only(html)
     assert "<b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "cd(folder=&#39;&lt;script&gt;&#39;)" in html
     assert "&lt;b&gt;Show&lt;/b&gt; notes.txt." in html
-    assert "script" not in parser.start_tags
+    assert parser.start_tags.count("script") == 1
     assert ("result", SCRIPT_CONTENT) in parser.entries
 
 
@@ -682,3 +694,195 @@ def test_write_reports_encode_failure(
         write_reports(document, tmp_path)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def _with_statistics(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the interval, gate and baseline fields of a gated run with a baseline."""
+    document["subsets"][0].update(stderr=0.0125, ci=[0.908, 0.957], primary=True)
+    document["subsets"][1].update(stderr=0.27, ci=[0.1333, 1.0], primary=True)
+    document["rollups"][0].update(stderr=0.0124, ci=[0.9057, 0.9543])
+    document["gates"] = [
+        {"kind": "threshold", "name": "bfcl_v3/simple>=0.9", "passed": True, "value": 0.9325,
+         "bound": 0.9, "noise": False, "message": "0.9325 >= 0.9"},
+        {"kind": "regression", "name": "bfcl_v3/simple", "passed": True, "value": -0.01,
+         "bound": -0.02, "noise": True, "message": "drop within noise (p=0.41)"},
+        {"kind": "error_rate", "name": "errors", "passed": False, "value": 0.05, "bound": 0.01,
+         "noise": False, "message": "2 of 406 samples | errored"},
+    ]
+    document["baseline"] = {
+        "path": "main/results.json", "model": "通义千问-plus",
+        "created_at": "2026-12-01T08:00:00+00:00",
+        "warnings": ["baseline used temperature 0.7 <b>"],
+        "subsets": [
+            {"benchmark": "bfcl_v3", "subset": "simple", "metric": "accuracy", "pairs": 400,
+             "baseline": 0.9425, "current": 0.9325, "delta": -0.01, "ci": [-0.031, 0.011],
+             "p_value": 0.4142, "test": "mcnemar", "to_wrong": 9, "to_correct": 5},
+            {"benchmark": "bfcl_v3", "subset": "中华文化", "metric": "accuracy", "pairs": 3,
+             "baseline": 0.3333, "current": 0.6667, "delta": 0.3333, "ci": None,
+             "p_value": 0.0004, "test": "bootstrap", "to_wrong": 0, "to_correct": 1},
+        ],
+        "flips": [
+            {"benchmark": "bfcl_v3", "subset": "simple", "sample_id": "simple_python_1",
+             "repeat": 0, "from": "correct", "to": "wrong",
+             "baseline_reply": "math.factorial(number=5)", "current_reply": SCRIPT_CONTENT},
+        ],
+    }
+    return document
+
+
+def test_markdown_scores_with_intervals(document: dict[str, Any]) -> None:
+    lines = render_markdown(_with_statistics(document)).splitlines()
+
+    assert "| Model | Dataset | Metric | Subset | Num | Score | 95 % CI | Cat.0 |" in lines
+    assert ("| 通义千问-plus | bfcl_v3 | accuracy | simple | 400 | 0.9325 | [0.9080, 0.9570]"
+            " | AST_NON_LIVE |") in lines
+    assert "| 通义千问-plus | bfcl_v3 | accuracy | irrelevance | - | - | - | RELEVANCE |" in lines
+    assert ("| 通义千问-plus | bfcl_v3 | accuracy | AST_NON_LIVE | 403 | 0.9300 |"
+            " [0.9057, 0.9543] | - |") in lines
+
+
+def test_markdown_gates_replace_thresholds(document: dict[str, Any]) -> None:
+    lines = render_markdown(_with_statistics(document)).splitlines()
+
+    assert "## Thresholds" not in lines
+    assert "## Gates" in lines
+    assert "1 of 3 gates failed." in lines
+    assert ("| bfcl_v3/simple | regression | -0.0100 | -0.0200 | PASS (within noise) |"
+            " drop within noise (p=0.41) |") in lines
+    assert ("| errors | error_rate | 0.0500 | 0.0100 | FAIL |"
+            " 2 of 406 samples \\| errored |") in lines
+
+
+def test_markdown_baseline_comparison(document: dict[str, Any]) -> None:
+    lines = render_markdown(_with_statistics(document)).splitlines()
+
+    assert "## Baseline comparison" in lines
+    assert ("Compared with main/results.json (model 通义千问-plus,"
+            " run at 2026-12-01T08:00:00+00:00).") in lines
+    assert "> Warning: baseline used temperature 0.7 \\<b>" in lines
+    assert ("| bfcl_v3 | simple | accuracy | 400 | 0.9425 | 0.9325 | -0.0100 |"
+            " [-0.0310, 0.0110] | 0.414 | mcnemar | 9 | 5 |") in lines
+    assert ("| bfcl_v3 | 中华文化 | accuracy | 3 | 0.3333 | 0.6667 | +0.3333 | - | <0.001"
+            " | bootstrap | 0 | 1 |").replace("<", "\\<") in lines
+    assert "### Flips (1)" in lines
+    assert "| bfcl_v3 | simple | simple_python_1 | 0 | correct | wrong |" in lines
+
+
+def test_markdown_caps_flips(document: dict[str, Any]) -> None:
+    document = _with_statistics(document)
+    flip = document["baseline"]["flips"][0]
+    document["baseline"]["flips"] = [dict(flip, sample_id=f"s{index}") for index in range(70)]
+    lines = render_markdown(document).splitlines()
+
+    assert "### Flips (70)" in lines
+    assert "| bfcl_v3 | simple | s49 | 0 | correct | wrong |" in lines
+    assert not any("| s50 |" in line for line in lines)
+    assert "20 more flips are listed in report.html and results.json." in lines
+
+
+def test_markdown_baseline_without_flips(document: dict[str, Any]) -> None:
+    document["baseline"] = {"path": "old.json", "subsets": [], "flips": []}
+    lines = render_markdown(document).splitlines()
+
+    assert "Compared with old.json (model -, run at -)." in lines
+    assert "No sample changed between correct and wrong." in lines
+
+
+def test_step_summary_appended(
+    document: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    write_reports(document, tmp_path / "report")
+
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert summary.read_text(encoding="utf-8") == "earlier step\n\n" + markdown
+
+
+def test_step_summary_empty_variable(
+    document: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", "")
+    monkeypatch.chdir(tmp_path)
+    write_reports(document, tmp_path / "report")
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report"]
+
+
+def test_step_summary_write_failure_warns(
+    document: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "missing" / "summary.md"))
+
+    with pytest.warns(RuntimeWarning, match="could not append report.md"):
+        paths = write_reports(document, tmp_path / "report")
+
+    assert all(path.stat().st_size > 0 for path in paths)
+
+
+def test_html_scores_with_intervals(document: dict[str, Any]) -> None:
+    html = render_html(_with_statistics(document))
+
+    assert "<th>95 % CI</th>" in html
+    assert '<td class="num">0.9325</td><td>[0.9080, 0.9570]</td>' in html
+    assert '<td class="num">0.9300</td><td>[0.9057, 0.9543]</td>' in html
+
+
+def test_html_chart_draws_primary_rows(document: dict[str, Any]) -> None:
+    document = _with_statistics(document)
+    document["subsets"].append(dict(document["subsets"][0], metric="f1", primary=False))
+    html = render_html(document)
+
+    assert html.count('<g class="subset-bar">') == 2
+    assert "<title>bfcl_v3/simple: 0.9325 [0.9080, 0.9570]</title>" in html
+    assert "<title>bfcl_v3/中华文化: 0.6667 [0.1333, 1.0000]</title>" in html
+    assert 'width="391.6" height="14"' in html
+    assert html.count('class="interval"') == 6
+
+
+def test_html_chart_without_primary_field(document: dict[str, Any]) -> None:
+    html = render_html(document)
+
+    assert html.count('<g class="subset-bar">') == 2
+    assert 'class="interval"' not in html
+
+
+def test_html_gates_and_baseline(document: dict[str, Any]) -> None:
+    html = render_html(_with_statistics(document))
+
+    assert "<h2>Thresholds</h2>" not in html
+    assert '<td class="pass">PASS (within noise)</td>' in html
+    assert '<td class="fail">FAIL</td><td>2 of 406 samples | errored</td>' in html
+    assert "<h3>Flips (1)</h3>" in html
+    assert "Warning: baseline used temperature 0.7 &lt;b&gt;" in html
+    assert "<td>-0.0100</td>" not in html
+    assert '<td class="num">-0.0100</td><td>[-0.0310, 0.0110]</td>' in html
+    assert "<pre>&lt;script&gt;alert(1)&lt;/script&gt;</pre>" in html
+    assert _own_script_only(html)
+
+
+def test_html_sample_filters(document: dict[str, Any]) -> None:
+    document["samples"][0]["subset"] = 'a"><b>'
+    html = render_html(document)
+
+    assert '<option value="bfcl_v3">bfcl_v3</option>' in html
+    assert '<option value="中华文化" data-benchmark="bfcl_v3">中华文化</option>' in html
+    assert '<option value="error">error</option>' in html
+    assert 'data-subset="a&#34;&gt;&lt;b&gt;"' in html
+    assert "<b>" not in html
+
+
+def test_html_sample_request(document: dict[str, Any]) -> None:
+    document["samples"][0]["request"] = {
+        "messages": [{"role": "user", "content": "What is 5! <i>exactly</i>?"}],
+        "tools": ["math.factorial", "math.gcd"]}
+    entries = _transcript_entries(document, "summary", "label", "pre")
+
+    assert entries[:5] == [
+        ("summary", "prompt"),
+        ("label", "Message (user)"),
+        ("pre", "What is 5! <i>exactly</i>?"),
+        ("label", "Tools"),
+        ("pre", "math.factorial, math.gcd"),
+    ]

@@ -1,4 +1,4 @@
-"""Self-contained HTML report with run details, scores, thresholds and every sample."""
+"""Self-contained HTML report with run details, scores, gates, baseline and every sample."""
 
 from __future__ import annotations
 
@@ -9,9 +9,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_modeleval.report.markdown import format_bound, redact_url, threshold_result
+from pytest_modeleval.report.chart import build_chart
+from pytest_modeleval.report.comparison import (
+    BASELINE_COLUMNS,
+    BASELINE_RIGHT_ALIGNED,
+    FLIP_COLUMNS,
+    GATE_COLUMNS,
+    baseline_line,
+    baseline_of,
+    baseline_rows,
+    baseline_warnings,
+    flip_reply,
+    flip_row,
+    flips,
+    gate_rows,
+    score_table,
+)
+from pytest_modeleval.report.markdown import (
+        format_bound,
+    redact_url,
+    threshold_result,
+    url_host,
+)
 from pytest_modeleval.report.table import (
-    COLUMNS,
     MISSING,
     RIGHT_ALIGNED_COLUMNS,
     as_dict,
@@ -22,8 +42,6 @@ from pytest_modeleval.report.table import (
     is_number,
     model_name,
     partial_rollup_notes,
-    rollup_rows,
-    subset_rows,
 )
 
 if TYPE_CHECKING:
@@ -74,21 +92,63 @@ def render_html_chunks(document: dict[str, Any]) -> Iterator[str]:
 
 def _context(document: dict[str, Any]) -> dict[str, Any]:
     config = as_dict(document.get("config"))
+    samples = [_sample(item) for item in dict_items(document.get("samples"))]
     return {
         "model": model_name(document),
         "base_url": _config_value(config.get("base_url")),
+        "host": format_text(url_host(config.get("base_url"))),
         "created_at": format_text(document.get("created_at")),
         "config": [(str(key), _config_value(value)) for key, value in config.items()],
         "versions": [(str(name), format_text(version))
                      for name, version in as_dict(document.get("versions")).items()],
         "totals": _totals(as_dict(document.get("totals"))),
-        "columns": COLUMNS,
-        "right_aligned": [column in RIGHT_ALIGNED_COLUMNS for column in COLUMNS],
-        "subset_rows": subset_rows(document),
-        "rollup_rows": rollup_rows(document),
+        **_scores(document),
+        "chart": build_chart(document),
         "partial_notes": partial_rollup_notes(document),
         "thresholds": [_threshold(item) for item in dict_items(document.get("thresholds"))],
-        "samples": [_sample(item) for item in dict_items(document.get("samples"))],
+        "gate_columns": GATE_COLUMNS,
+        "gates": gate_rows(document),
+        "baseline": _baseline(document),
+        "samples": samples,
+        "filters": _filters(samples),
+    }
+
+
+def _scores(document: dict[str, Any]) -> dict[str, Any]:
+    columns, subsets, rollups = score_table(document)
+    return {
+        "columns": columns,
+        "right_aligned": [column in RIGHT_ALIGNED_COLUMNS for column in columns],
+        "subset_rows": subsets,
+        "rollup_rows": rollups,
+    }
+
+
+def _baseline(document: dict[str, Any]) -> dict[str, Any] | None:
+    baseline = baseline_of(document)
+    if baseline is None:
+        return None
+    return {
+        "line": baseline_line(baseline),
+        "warnings": baseline_warnings(baseline),
+        "columns": BASELINE_COLUMNS,
+        "right_aligned": [column in BASELINE_RIGHT_ALIGNED for column in BASELINE_COLUMNS],
+        "rows": baseline_rows(baseline),
+        "flip_columns": FLIP_COLUMNS,
+        "flips": [{"cells": flip_row(flip),
+                   "baseline_reply": flip_reply(flip.get("baseline_reply")),
+                   "current_reply": flip_reply(flip.get("current_reply"))}
+                  for flip in flips(baseline)],
+    }
+
+
+def _filters(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """List the distinct benchmarks, (benchmark, subset) pairs and outcomes, in sample order."""
+    return {
+        "benchmarks": list(dict.fromkeys(sample["benchmark"] for sample in samples)),
+        "subsets": list(dict.fromkeys((sample["benchmark"], sample["subset"])
+                                      for sample in samples)),
+        "outcomes": list(dict.fromkeys(sample["outcome"] for sample in samples)),
     }
 
 
@@ -139,6 +199,7 @@ def _sample(sample: dict[str, Any]) -> dict[str, Any]:
         "explanation": format_text(sample.get("explanation")),
         "reply": _reply(sample.get("reply")),
         "transcript": _transcript(sample.get("transcript")),
+        "request": _request(sample.get("request")),
         "details": [(str(key), _text(value)) for key, value in as_dict(sample.get("details"))
                     .items()],
     }
@@ -153,6 +214,17 @@ def _reply(reply: Any) -> dict[str, Any] | None:
         "content": content if isinstance(content, str) and content else None,
         "reasoning": reasoning if isinstance(reasoning, str) and reasoning else None,
         "tool_calls": [_tool_call(call) for call in dict_items(reply.get("tool_calls"))],
+    }
+
+
+def _request(request: Any) -> dict[str, Any] | None:
+    """Prepare the prompt messages and tool names a sample sent, or None when not recorded."""
+    if not isinstance(request, dict):
+        return None
+    tools = request.get("tools")
+    return {
+        "messages": [_message(message) for message in dict_items(request.get("messages"))],
+        "tools": [_text(tool) for tool in tools] if isinstance(tools, list) else [],
     }
 
 

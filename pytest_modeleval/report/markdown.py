@@ -1,4 +1,4 @@
-"""Markdown report: run summary, score table, thresholds and sample counts."""
+"""Markdown report: run summary, score table, gates, baseline comparison and sample counts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,21 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_modeleval.report.comparison import (
+    BASELINE_COLUMNS,
+    BASELINE_RIGHT_ALIGNED,
+    FLIP_COLUMNS,
+    GATE_COLUMNS,
+    baseline_line,
+    baseline_of,
+    baseline_rows,
+    baseline_warnings,
+    flip_row,
+    flips,
+    gate_rows,
+    score_table,
+)
 from pytest_modeleval.report.table import (
-    COLUMNS,
     RIGHT_ALIGNED_COLUMNS,
     as_dict,
     dict_items,
@@ -17,11 +30,12 @@ from pytest_modeleval.report.table import (
     is_number,
     model_name,
     partial_rollup_notes,
-    rollup_rows,
-    subset_rows,
 )
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# GitHub shows at most 1 MiB of a step summary, so the Markdown lists only the first
+# flips. report.html and results.json list all of them.
+MAX_MARKDOWN_FLIPS = 50
 
 
 def escape_markdown(value: Any) -> str:
@@ -113,9 +127,9 @@ def _versions_line(document: dict[str, Any]) -> list[str]:
 
 
 def _scores_section(document: dict[str, Any]) -> list[str]:
-    rows = subset_rows(document) + rollup_rows(document)
+    columns, subsets, rollups = score_table(document)
     lines = ["## Scores", ""]
-    lines.extend(_table(list(COLUMNS), RIGHT_ALIGNED_COLUMNS, rows))
+    lines.extend(_table(columns, RIGHT_ALIGNED_COLUMNS, subsets + rollups))
     lines.extend(["", "Roll-up rows follow the subset rows and have no Cat.0 value."])
     return lines
 
@@ -150,6 +164,44 @@ def _thresholds_section(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _gates_section(document: dict[str, Any]) -> list[str]:
+    """Render the gate results, or the thresholds of a document written without gates."""
+    rows = gate_rows(document)
+    if not rows:
+        return _thresholds_section(document)
+    failed = sum(row[4] == "FAIL" for row in rows)
+    verdict = f"{failed} of {len(rows)} gates failed." if failed else "All gates passed."
+    lines = ["", "## Gates", "", verdict, ""]
+    lines.extend(_table(list(GATE_COLUMNS), {"Value", "Bound"}, rows))
+    return lines
+
+
+def _baseline_section(document: dict[str, Any]) -> list[str]:
+    baseline = baseline_of(document)
+    if baseline is None:
+        return []
+    lines = ["", "## Baseline comparison", "", escape_markdown(baseline_line(baseline))]
+    for warning in baseline_warnings(baseline):
+        lines.extend(["", f"> Warning: {escape_markdown(warning)}"])
+    lines.append("")
+    lines.extend(_table(list(BASELINE_COLUMNS), BASELINE_RIGHT_ALIGNED, baseline_rows(baseline)))
+    lines.extend(_flips_section(flips(baseline)))
+    return lines
+
+
+def _flips_section(all_flips: list[dict[str, Any]]) -> list[str]:
+    lines = ["", f"### Flips ({len(all_flips)})", ""]
+    if not all_flips:
+        lines.append("No sample changed between correct and wrong.")
+        return lines
+    listed = all_flips[:MAX_MARKDOWN_FLIPS]
+    lines.extend(_table(list(FLIP_COLUMNS), {"Repeat"}, [flip_row(flip) for flip in listed]))
+    if len(all_flips) > len(listed):
+        lines.extend(["", f"{len(all_flips) - len(listed)} more flips are listed in "
+                          "report.html and results.json."])
+    return lines
+
+
 def _samples_section(document: dict[str, Any]) -> list[str]:
     totals = as_dict(document.get("totals"))
     lines = ["", "## Samples", ""]
@@ -176,6 +228,7 @@ def render_markdown(document: dict[str, Any]) -> str:
     lines.append("")
     lines.extend(_scores_section(document))
     lines.extend(_partial_section(document))
-    lines.extend(_thresholds_section(document))
+    lines.extend(_gates_section(document))
+    lines.extend(_baseline_section(document))
     lines.extend(_samples_section(document))
     return "\n".join(lines) + "\n"
