@@ -177,7 +177,6 @@ def test_api_key_not_written(gate_folder: tuple[Path, Runner]) -> None:
     assert _files_containing(gate_dir / "merged", API_KEY) == []
 
 
-@pytest.mark.xfail(reason="report command not merged yet")
 def test_gate_step_writes_summary(workflow: dict[str, Any],
                                   gate_folder: tuple[Path, Runner]) -> None:
     gate_dir, runner = gate_folder
