@@ -254,8 +254,11 @@ def _user_record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.
     else:
         error = call.excinfo.exconly() if call.excinfo else "failed"
         grade = Grade("error", None, _first_line(error))
-    replies = [reply for handle in item.stash.get(HANDLES_KEY, []) for reply in handle.replies]
-    return make_record(case, grade, combined_reply(replies) if replies else None)
+    handles = item.stash.get(HANDLES_KEY, [])
+    replies = [reply for handle in handles for reply in handle.replies]
+    request = next((h.first_request for h in handles if h.first_request is not None), None)
+    return make_record(case, grade, combined_reply(replies) if replies else None,
+                       request=request)
 
 
 def _first_line(text: str) -> str:

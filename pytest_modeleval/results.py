@@ -38,6 +38,8 @@ class SampleRecord:
     # What the benchmark's metrics read besides the score: the judge's verdict
     # and reply, the extracted answer.
     details: dict[str, Any] | None = None
+    # The prompt messages (each cut to 2,000 characters) and tool names sent.
+    request: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

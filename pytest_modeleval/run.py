@@ -158,7 +158,8 @@ class ModelevalRun:
         except ServerError as error:
             return make_record(case, Grade("error", None, str(error)), None)
         grade = suite.grade(sample, result, self.config)
-        return make_record(case, grade, suite.reply_of(result), suite.transcript_of(result))
+        return make_record(case, grade, suite.reply_of(result), suite.transcript_of(result),
+                           suite.request_of(result))
 
     def close(self) -> None:
         if self._pipeline is not None:
@@ -215,7 +216,8 @@ def _open_cache(config: RunConfig) -> ResponseCache | None:
 
 
 def make_record(case: Case, grade: Grade, reply: ChatReply | None,
-                transcript: list[dict[str, Any]] | None = None) -> SampleRecord:
+                transcript: list[dict[str, Any]] | None = None,
+                request: dict[str, Any] | None = None) -> SampleRecord:
     """Build the record of one item from its grade and the model's (combined) reply."""
     sample, repeat = case.sample, case.repeat
     return SampleRecord(
@@ -233,4 +235,5 @@ def make_record(case: Case, grade: Grade, reply: ChatReply | None,
         reply=reply.to_dict() if reply is not None else None,
         transcript=transcript,
         details=grade.details,
+        request=request,
     )

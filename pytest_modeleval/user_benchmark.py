@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .suites import Sample, SampleSet
+from .suites import Sample, SampleSet, request_view
 
 if TYPE_CHECKING:
     import pytest
@@ -107,6 +107,8 @@ class ModelHandle:
     planned: list[dict[str, Any]] | None = None
     planned_reply: ChatReply | None = None
     replies: list[ChatReply] = field(default_factory=list)
+    # The first request the test sent, for the report.
+    first_request: dict[str, Any] | None = None
 
     def chat(self, prompt: str | list[dict[str, Any]],
              tools: list[dict[str, Any]] | None = None) -> ChatReply:
@@ -115,6 +117,8 @@ class ModelHandle:
         from .run import SampleServerError
 
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        if self.first_request is None:
+            self.first_request = request_view(messages, tools)
         try:
             if self.planned_reply is not None and messages == self.planned and not tools:
                 reply, self.planned_reply = self.planned_reply, None

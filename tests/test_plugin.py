@@ -319,7 +319,7 @@ def test_reports_written(pytester: pytest.Pytester,
         # 2 of 3 correct: the Wilson interval, and SE = sd(1, 1, 0) / sqrt(3).
         "stderr": pytest.approx(1 / 3), "ci": pytest.approx([0.2077, 0.9385], abs=1e-4)}]
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
-    assert "| Model | Dataset | Metric | Subset | Num | Score | Cat.0 |" in markdown
+    assert "| Model | Dataset | Metric | Subset | Num | Score | 95 % CI | Cat.0 |" in markdown
     assert "0.6667" in markdown
     result.stdout.fnmatch_lines([f"reports: results.json, report.md, report.html in {report_dir}"])
 

@@ -83,6 +83,9 @@ def test_gold_answers_and_correct_judge_score_one(pytester: pytest.Pytester,
     assert rows(document, "aime25", "AveragePass@1") == {"AIME2025-I": 1.0, "AIME2025-II": 1.0}
     total = 4 * (10 + 6 + 2)
     result.assert_outcomes(passed=total)
+    aime_first = next(s for s in document["samples"] if s["benchmark"] == "aime25")
+    prompt = aime_first["request"]["messages"][0]["content"]
+    assert prompt.startswith("Find the sum of all integer bases") and "\\boxed{}" in prompt
     versions = document["versions"]
     assert versions["aime25_data"].startswith("aime25.jsonl sha256:b4e273c0")
     assert versions["simple_qa_data"].startswith("simple_qa.csv sha256:feee3f7e")

@@ -64,6 +64,8 @@ def test_user_benchmark_scores_and_reports(pytester: pytest.Pytester, xdist: lis
     assert document["versions"]["capitals_data"].startswith("capitals.jsonl sha256:")
     by_id = {s["sample_id"]: s for s in document["samples"]}
     assert by_id["ke"]["reply"]["content"] == "It is Nairobi."
+    assert by_id["ke"]["request"]["messages"] == [{"role": "user",
+                                                   "content": "Capital of Kenya?"}]
     assert by_id["de"]["outcome"] == "wrong"
     assert "AssertionError" in by_id["de"]["explanation"]
     assert [row["passed"] for row in document["thresholds"]] == [True, False]

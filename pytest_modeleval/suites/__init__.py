@@ -127,6 +127,9 @@ class Suite(Protocol):
     def transcript_of(self, result: Any) -> list[dict[str, Any]] | None:
         """Return the turns of a multi-step result for the report, or None."""
 
+    def request_of(self, result: Any) -> dict[str, Any] | None:
+        """Return the prompt messages and tool names sent, for the report (see `request_view`)."""
+
     def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
                 ) -> list[tuple[str, float | None]]:
         """Return the metrics of one subset's records (all repeats); the first is its score.
@@ -157,6 +160,21 @@ def strip_thinking(text: str | None) -> str | None:
         return None
     match = _THINK_BLOCK.match(text)
     return text[match.end():] if match else text
+
+
+# Characters kept of each message in a record's request, as in transcripts.
+MAX_REQUEST_TEXT = 2000
+
+
+def request_view(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """Return what a record keeps of a request: each message's role and text, tool names."""
+    kept = [{"role": str(message.get("role")),
+             "content": str(message.get("content") or "")[:MAX_REQUEST_TEXT]}
+            for message in messages]
+    names = [str((tool.get("function") or {}).get("name") or tool.get("name") or "")
+             for tool in tools or [] if isinstance(tool, dict)]
+    return {"messages": kept, "tools": names}
 
 
 def get_suite(name: str) -> Suite:

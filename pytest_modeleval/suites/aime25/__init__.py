@@ -9,7 +9,17 @@ from typing import Any
 from ...client import ChatReply
 from ...data_source import HubDataset, load_rows
 from ...options import RunConfig
-from .. import HEX_IDS, Clients, Grade, Rollup, Sample, SampleSet, SubsetScore, strip_thinking
+from .. import (
+    HEX_IDS,
+    Clients,
+    Grade,
+    Rollup,
+    Sample,
+    SampleSet,
+    SubsetScore,
+    request_view,
+    strip_thinking,
+)
 from .metrics import subset_metrics
 from .scoring import build_prompt, gold_answer, grade_answer
 
@@ -22,6 +32,14 @@ CATEGORY = "Math"
 class Problem:
     problem: str
     answer: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The request sent for one problem and the model's reply."""
+
+    messages: list[dict[str, Any]]
+    reply: ChatReply
 
 
 @dataclass(frozen=True)
@@ -46,23 +64,27 @@ class Aime25Suite:
         return SampleSet(samples, {"aime25_data": rows.version,
                                    "math_verify": metadata.version("math-verify")})
 
-    def run(self, sample: Sample, clients: Clients, config: RunConfig) -> ChatReply:
+    def run(self, sample: Sample, clients: Clients, config: RunConfig) -> Answer:
         problem: Problem = sample.data
-        return clients.model.chat([{"role": "user", "content": build_prompt(problem.problem)}])
+        messages = [{"role": "user", "content": build_prompt(problem.problem)}]
+        return Answer(messages, clients.model.chat(messages))
 
-    def grade(self, sample: Sample, result: ChatReply, config: RunConfig) -> Grade:
+    def grade(self, sample: Sample, result: Answer, config: RunConfig) -> Grade:
         problem: Problem = sample.data
-        math = grade_answer(strip_thinking(result.content), problem.answer)
+        math = grade_answer(strip_thinking(result.reply.content), problem.answer)
         details = {"extracted": math.extracted, "gold": problem.answer}
         if math.correct:
             return Grade("correct", 1.0, "", details)
         return Grade("wrong", 0.0, math.explanation, details)
 
-    def reply_of(self, result: ChatReply) -> ChatReply:
-        return result
+    def reply_of(self, result: Answer) -> ChatReply:
+        return result.reply
 
-    def transcript_of(self, result: ChatReply) -> list[dict[str, Any]] | None:
+    def transcript_of(self, result: Answer) -> list[dict[str, Any]] | None:
         return None
+
+    def request_of(self, result: Answer) -> dict[str, Any] | None:
+        return request_view(result.messages)
 
     def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
                 ) -> list[tuple[str, float | None]]:

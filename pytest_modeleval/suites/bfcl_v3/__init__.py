@@ -17,6 +17,7 @@ from .. import (
     SubsetScore,
     accuracy,
     combined_reply,
+    request_view,
 )
 from ._bfcl import load_bfcl
 from .conversation import Conversation, run_conversation
@@ -75,6 +76,12 @@ class BfclV3Suite:
 
     def transcript_of(self, result: BfclExchange | Conversation) -> list[dict[str, Any]] | None:
         return result.transcript() if isinstance(result, Conversation) else None
+
+    def request_of(self, result: BfclExchange | Conversation) -> dict[str, Any] | None:
+        # A conversation's queries are in its transcript.
+        if isinstance(result, Conversation):
+            return None
+        return request_view(result.request.messages, result.request.tools)
 
     def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
                 ) -> list[tuple[str, float | None]]:

@@ -14,7 +14,17 @@ from typing import Any
 from ...client import ChatReply, ServerError
 from ...data_source import HubDataset, load_rows
 from ...options import RunConfig
-from .. import HEX_IDS, Clients, Grade, Rollup, Sample, SampleSet, SubsetScore, strip_thinking
+from .. import (
+    HEX_IDS,
+    Clients,
+    Grade,
+    Rollup,
+    Sample,
+    SampleSet,
+    SubsetScore,
+    request_view,
+    strip_thinking,
+)
 from .grading import Language, load_template, parse_verdict, render_grader_prompt
 from .metrics import verdict_metrics
 
@@ -37,6 +47,7 @@ class Question:
 class JudgedAnswer:
     """The model's answer and the judge's reply on it."""
 
+    messages: list[dict[str, Any]]
     reply: ChatReply
     judge_reply: ChatReply
 
@@ -86,14 +97,15 @@ class SimpleQaSuite:
 
     def run(self, sample: Sample, clients: Clients, config: RunConfig) -> JudgedAnswer:
         question: Question = sample.data
-        reply = clients.model.chat([{"role": "user", "content": question.question}])
+        messages = [{"role": "user", "content": question.question}]
+        reply = clients.model.chat(messages)
         if clients.judge is None:
             raise ServerError(f"{self.name} needs a judge model: pass --judge-model NAME")
         template = _template(self.language, config.judge_template(self.name))
         prompt = render_grader_prompt(template, question.question, question.answer,
                                       strip_thinking(reply.content) or "")
         judge_reply = clients.judge.chat([{"role": "user", "content": prompt}])
-        return JudgedAnswer(reply, judge_reply)
+        return JudgedAnswer(messages, reply, judge_reply)
 
     def grade(self, sample: Sample, result: JudgedAnswer, config: RunConfig) -> Grade:
         question: Question = sample.data
@@ -115,6 +127,9 @@ class SimpleQaSuite:
 
     def transcript_of(self, result: JudgedAnswer) -> list[dict[str, Any]] | None:
         return None
+
+    def request_of(self, result: JudgedAnswer) -> dict[str, Any] | None:
+        return request_view(result.messages)
 
     def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]
                 ) -> list[tuple[str, float | None]]:
