@@ -35,17 +35,34 @@ class Rows:
 
     rows: list[dict[str, Any]]
     version: str
+    # The file or hub id, for messages about a row.
+    source: str = ""
 
 
-def load_rows(benchmark: str, hub: HubDataset, local_path: str | None) -> Rows:
-    """Load a benchmark's rows from `local_path` when given, else from the hub."""
+def load_rows(benchmark: str, hub: HubDataset, local_path: str | None,
+              origin: str | None = None) -> Rows:
+    """Load a benchmark's rows from `local_path` when given, else from the hub.
+
+    `origin` names where the path was set, for messages; by default the
+    --dataset option.
+    """
     if local_path is not None:
-        return _load_local(benchmark, Path(local_path).expanduser())
+        path = Path(local_path).expanduser()
+        return _load_local(origin or f"--dataset {benchmark}={path}", path)
     return _load_hub(benchmark, hub)
 
 
-def _load_local(benchmark: str, path: Path) -> Rows:
-    files = _data_files(benchmark, path)
+def require(row: dict[str, Any], name: str, sample_id: str, source: str) -> Any:
+    """Return a row's field, or raise ValueError naming the file, the row and the field."""
+    value = row.get(name)
+    if value is None:
+        raise ValueError(f"{source}, id {sample_id}: missing field {name!r}; fields: "
+                         f"{', '.join(map(str, row))}; give data in the benchmark's format")
+    return value
+
+
+def _load_local(origin: str, path: Path) -> Rows:
+    files = _data_files(origin, path)
     builder = LOCAL_BUILDERS[files[0].suffix.lower()]
     try:
         with _quiet_datasets() as datasets:
@@ -54,10 +71,10 @@ def _load_local(benchmark: str, path: Path) -> Rows:
                                           split="train", **options)
             rows = table.to_list()
     except Exception as error:  # noqa: BLE001 - any parse failure becomes one line
-        raise DatasetError(f"--dataset {benchmark}={path}: cannot read it as {builder} "
+        raise DatasetError(f"{origin}: cannot read it as {builder} "
                            f"({_first_line(error)}); give a jsonl, json, csv or parquet file "
                            "in the benchmark's format") from None
-    return Rows(rows, f"{path.name} sha256:{_sha256(files)}")
+    return Rows(rows, f"{path.name} sha256:{_sha256(files)}", str(path))
 
 
 def _csv_as_text(datasets: Any, first: Path) -> dict[str, Any]:
@@ -66,29 +83,29 @@ def _csv_as_text(datasets: Any, first: Path) -> dict[str, Any]:
     Otherwise pandas turns answers such as "None" or "NA" into missing values
     and "1995" into a number.
     """
-    with first.open(encoding="utf-8", newline="") as handle:
+    # utf-8-sig drops the byte order mark that Excel writes before the first name.
+    with first.open(encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle), [])
     features = datasets.Features({name: datasets.Value("string") for name in header})
     return {"keep_default_na": False, "na_filter": False, "features": features}
 
 
-def _data_files(benchmark: str, path: Path) -> list[Path]:
+def _data_files(origin: str, path: Path) -> list[Path]:
     if path.is_file():
         if path.suffix.lower() not in LOCAL_BUILDERS:
-            raise DatasetError(f"--dataset {benchmark}={path}: unknown file type "
+            raise DatasetError(f"{origin}: unknown file type "
                                f"{path.suffix or '(none)'}; expected one of "
                                f"{', '.join(LOCAL_BUILDERS)}")
         return [path]
     if not path.is_dir():
-        raise DatasetError(f"--dataset {benchmark}={path}: no such file or folder; pass "
-                           f"--dataset {benchmark}=PATH with an existing path")
+        raise DatasetError(f"{origin}: no such file or folder; give an existing path")
     by_type: dict[str, list[Path]] = {}
     for child in sorted(path.rglob("*")):
         if child.is_file() and child.suffix.lower() in LOCAL_BUILDERS:
             by_type.setdefault(LOCAL_BUILDERS[child.suffix.lower()], []).append(child)
     if len(by_type) != 1:
         found = "no data file" if not by_type else "files of several types"
-        raise DatasetError(f"--dataset {benchmark}={path}: {found} in the folder; give a "
+        raise DatasetError(f"{origin}: {found} in the folder; give a "
                            "folder with files of one type (jsonl, json, csv or parquet) or "
                            "name one file")
     return next(iter(by_type.values()))
@@ -105,7 +122,7 @@ def _load_hub(benchmark: str, hub: HubDataset) -> Rows:
         raise DatasetError(f"cannot load {benchmark} from the hub id {hub.path} "
                            f"({_first_line(error)}); on a machine without access to the hub, "
                            f"pass --dataset {benchmark}=PATH with a local copy") from None
-    return Rows(rows, f"{hub.path}@{_hub_revision(table)}")
+    return Rows(rows, f"{hub.path}@{_hub_revision(table)}", hub.path)
 
 
 def _hub_revision(table: Any) -> str:

@@ -162,7 +162,8 @@ class RunConfig:
             "cache_dir": self.cache_dir,
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             "repeats": self.repeats,
-            "judge": self.judge.public_dict() if self.judge else None,
+            "judge": ({**self.judge.public_dict(), "base_url": self.judge.base_url or self.base_url}
+                      if self.judge else None),
             "datasets": dict(self.datasets),
             "judge_templates": dict(self.judge_templates),
             "baseline": self.baseline,

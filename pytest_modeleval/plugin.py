@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "e.g. @pytest.mark.modeleval('bfcl_v3')")
     config.addinivalue_line("markers", user_benchmark.MARKER_HELP)
     run_config = options.load_run_config(config)
-    _check_report_dir_argument(config)
+    _check_path_arguments(config)
     _check_report_dir(run_config)
     if run_config.model == LOCAL_MODEL:
         run_config = _use_local_server(config, run_config)
@@ -98,10 +98,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         try:
             spec = user_benchmark.from_marker(marker, metafunc.definition.path)
         except ValueError as error:
-            pytest.fail(str(error), pytrace=False)
-        run.user_benchmarks[spec.name] = spec
-        _parametrize_cases(metafunc, run, lambda: user_benchmark.load(spec, run.config.limit),
-                           spec.name)
+            problem = str(error)
+        else:
+            run.user_benchmarks[spec.name] = spec
+            _parametrize_cases(metafunc, run, lambda: user_benchmark.load(spec, run.config.limit),
+                               spec.name)
+            return
+        # Outside the except block, so pytest shows the message once, not chained.
+        pytest.fail(problem, pytrace=False)
 
 
 def _parametrize_benchmark(metafunc: pytest.Metafunc, run: ModelevalRun, benchmark: str
@@ -132,10 +136,14 @@ def _parametrize_cases(metafunc: pytest.Metafunc, run: ModelevalRun, load: Any,
     try:
         samples = run.samples(benchmark, load)
     except (ImportError, KeyError, ValueError) as error:
-        pytest.fail(str(error.args[0] if error.args else error), pytrace=False)
-    cases = run.cases(samples)
-    metafunc.parametrize(CASE_FIXTURE, cases, ids=[case.item_id for case in cases],
-                         indirect=True)
+        problem = str(error.args[0] if error.args else error)
+    else:
+        cases = run.cases(samples)
+        metafunc.parametrize(CASE_FIXTURE, cases, ids=[case.item_id for case in cases],
+                             indirect=True)
+        return
+    # Outside the except block, so pytest shows the message once, not chained.
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m deselection
@@ -249,7 +257,10 @@ def _user_record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.
         return None
     if report.passed:
         grade = Grade("correct", 1.0)
-    elif call.when == "call" and not call.excinfo.errisinstance(SampleServerError):
+    elif call.when == "call" and call.excinfo.errisinstance(
+            (AssertionError, pytest.fail.Exception)) and not call.excinfo.errisinstance(
+            SampleServerError):
+        # A failed assertion grades the reply; any other exception is a broken test.
         grade = Grade("wrong", 0.0, _first_line(call.excinfo.exconly()))
     else:
         error = call.excinfo.exconly() if call.excinfo else "failed"
@@ -469,19 +480,23 @@ def _check_run_config(run_config: options.RunConfig) -> None:
 
 
 
-def _check_report_dir_argument(config: pytest.Config) -> None:
-    """Reject `--report-dir DIR` when DIR exists, because pytest read DIR as a test path.
+# Options whose value is a path that may exist; see _check_path_arguments.
+PATH_OPTIONS = ("--report-dir", "--cache-dir", "--baseline")
+
+
+def _check_path_arguments(config: pytest.Config) -> None:
+    """Reject `--report-dir DIR` (and the other path options) when the path exists.
 
     pytest picks the rootdir and ini file from the positional arguments before
     plugins register their options, so a separate value naming an existing
-    folder silently changes the rootdir and drops this project's ini settings.
+    path silently changes the rootdir and drops this project's ini settings.
     """
     args = list(config.invocation_params.args)
     for flag, value in zip(args, args[1:]):
-        if flag == "--report-dir" and Path(value).is_dir():
+        if flag in PATH_OPTIONS and Path(value).exists():
             raise pytest.UsageError(
-                f"write --report-dir={value} with '=': pytest reads a separate value that "
-                "names an existing folder as a test path, which changes the rootdir")
+                f"write {flag}={value} with '=': pytest reads a separate value that "
+                "names an existing path as a test path, which changes the rootdir")
 
 
 def _check_report_dir(run_config: options.RunConfig) -> None:

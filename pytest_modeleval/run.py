@@ -215,6 +215,19 @@ def _open_cache(config: RunConfig) -> ResponseCache | None:
         return None
 
 
+# Characters kept of a reply's text and reasoning in a record. The response
+# cache keeps the whole reply; reports of thousands of samples stay readable.
+MAX_RECORD_REPLY_TEXT = 20_000
+
+
+def _cut_reply(reply: dict[str, Any]) -> dict[str, Any]:
+    for key in ("content", "reasoning_content"):
+        text = reply.get(key)
+        if isinstance(text, str) and len(text) > MAX_RECORD_REPLY_TEXT:
+            reply[key] = text[:MAX_RECORD_REPLY_TEXT] + f" [... {len(text)} characters in all]"
+    return reply
+
+
 def make_record(case: Case, grade: Grade, reply: ChatReply | None,
                 transcript: list[dict[str, Any]] | None = None,
                 request: dict[str, Any] | None = None) -> SampleRecord:
@@ -232,7 +245,7 @@ def make_record(case: Case, grade: Grade, reply: ChatReply | None,
         prompt_tokens=reply.prompt_tokens if reply is not None else None,
         completion_tokens=reply.completion_tokens if reply is not None else None,
         explanation=grade.explanation,
-        reply=reply.to_dict() if reply is not None else None,
+        reply=_cut_reply(reply.to_dict()) if reply is not None else None,
         transcript=transcript,
         details=grade.details,
         request=request,

@@ -11,11 +11,12 @@ the test, as it does for built-in benchmarks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .suites import Sample, SampleSet, request_view
+from .suites import SUITE_MODULES, Sample, SampleSet, request_view
 
 if TYPE_CHECKING:
     import pytest
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .client import Chat, ChatReply
 
 MARKER = "modeleval_data"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 DEFAULT_SUBSET = "default"
 MARKER_HELP = (f"{MARKER}(path, subset=FIELD, prompt=FIELD, id=FIELD, name=NAME): one item per "
                "row of a local jsonl, json, csv or parquet file (path relative to the test "
@@ -51,8 +53,13 @@ def from_marker(marker: pytest.Mark, test_file: Path) -> UserBenchmark:
             f"name, e.g. @pytest.mark.{MARKER}('capitals.jsonl', subset='continent'); got "
             f"args {marker.args!r}, keywords {sorted(marker.kwargs)}")
     path = test_file.parent / Path(marker.args[0])
+    name = str(marker.kwargs.get("name") or path.stem)
+    if not _NAME.fullmatch(name) or name in SUITE_MODULES:
+        raise ValueError(f"@pytest.mark.{MARKER} in {test_file.name}: invalid benchmark name "
+                         f"{name!r}; use letters, digits, '_', '-' or '.', and not a built-in "
+                         f"benchmark's name ({', '.join(SUITE_MODULES)}); set name=...")
     return UserBenchmark(
-        name=str(marker.kwargs.get("name") or path.stem),
+        name=name,
         path=path,
         subset_field=marker.kwargs.get("subset"),
         id_field=marker.kwargs.get("id"),
@@ -64,15 +71,22 @@ def load(spec: UserBenchmark, limit: int | None) -> SampleSet:
     """Load the rows as samples, at most `limit` per subset, in file order."""
     from .data_source import HubDataset, load_rows
 
-    rows = load_rows(spec.name, HubDataset(str(spec.path), "train"), str(spec.path))
+    rows = load_rows(spec.name, HubDataset(str(spec.path), "train"), str(spec.path),
+                     origin=f"@pytest.mark.{MARKER} file {spec.path}")
     samples: list[Sample] = []
     taken: dict[str, int] = {}
+    seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows.rows):
         subset = _field(spec, row, spec.subset_field, DEFAULT_SUBSET, index)
+        _field(spec, row, spec.prompt_field, "", index)
         if limit is not None and taken.get(subset, 0) >= limit:
             continue
         taken[subset] = taken.get(subset, 0) + 1
         sample_id = _field(spec, row, spec.id_field, str(index), index)
+        if (subset, sample_id) in seen:
+            raise ValueError(f"{spec.path}: row {index} repeats id {sample_id!r} of subset "
+                             f"{subset!r}; give each row its own id")
+        seen.add((subset, sample_id))
         samples.append(Sample(spec.name, subset, sample_id, "", row))
     return SampleSet(samples, {f"{spec.name}_data": rows.version})
 

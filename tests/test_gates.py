@@ -71,7 +71,7 @@ def gate_lines(result: pytest.RunResult) -> list[str]:
 
 def test_identical_rerun_passes(pytester: pytest.Pytester, baseline: Path) -> None:
     report_dir = pytester.path / "report"
-    result = run_quiz(pytester, report_dir, BASELINE_WRONG, "--baseline", str(baseline),
+    result = run_quiz(pytester, report_dir, BASELINE_WRONG, f"--baseline={baseline}",
                       "--max-regression", "0.02")
     assert result.ret == 0
     document = load_results(report_dir)
@@ -88,7 +88,7 @@ def test_identical_rerun_passes(pytester: pytest.Pytester, baseline: Path) -> No
 def test_worse_on_30_fails(pytester: pytest.Pytester, baseline: Path) -> None:
     report_dir = pytester.path / "report"
     result = run_quiz(pytester, report_dir, BASELINE_WRONG | frozenset(range(30)),
-                      "--baseline", str(baseline), "--max-regression", "0.02")
+                      f"--baseline={baseline}", "--max-regression", "0.02")
     print("\n".join(gate_lines(result)))
     assert result.ret == 1
     result.stdout.fnmatch_lines([
@@ -113,8 +113,8 @@ def test_worse_on_30_fails(pytester: pytest.Pytester, baseline: Path) -> None:
 def test_worse_on_2_not_significant(pytester: pytest.Pytester, baseline: Path,
                                     allowed: str) -> None:
     report_dir = pytester.path / "report"
-    result = run_quiz(pytester, report_dir, BASELINE_WRONG | {0, 1}, "--baseline",
-                      str(baseline), "--max-regression", allowed)
+    result = run_quiz(pytester, report_dir, BASELINE_WRONG | {0, 1}, f"--baseline={baseline}",
+                      "--max-regression", allowed)
     print("\n".join(gate_lines(result)))
     assert result.ret == 0
     limit = "within the allowed 0.02" if allowed == "0.02" else "more than the allowed 0"
@@ -160,7 +160,7 @@ def test_report_command_reevaluates_gates(pytester: pytest.Pytester, baseline: P
     current_dir = pytester.path / "report"
     run_quiz(pytester, current_dir, BASELINE_WRONG | frozenset(range(30)))
     rendered = pytester.path / "rendered"
-    status = main(["report", str(current_dir / "results.json"), "--baseline", str(baseline),
+    status = main(["report", str(current_dir / "results.json"), f"--baseline={baseline}",
                    "--max-regression", "0.02", "--report-dir", str(rendered)])
     assert status == 1
     assert "regression gate failed: quiz/all dropped by 0.0750" in capsys.readouterr().out
@@ -185,8 +185,7 @@ def test_report_command_rejects_bad_baseline(pytester: pytest.Pytester, baseline
 def test_bad_baseline_is_usage_error(pytester: pytest.Pytester) -> None:
     write_quiz(pytester)
     (pytester.path / "notes.json").write_text("[1, 2]", encoding="utf-8")
-    result = run_quiz(pytester, pytester.path / "report", frozenset(), "--baseline",
-                      "notes.json")
+    result = run_quiz(pytester, pytester.path / "report", frozenset(), "--baseline=notes.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--baseline notes.json is not a pytest-modeleval "
                                  "results.json (no samples list)*"])
@@ -251,7 +250,7 @@ def test_key_absent_from_reports_and_junit(pytester: pytest.Pytester, baseline: 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     report_dir = pytester.path / "report"
     junit = pytester.path / "junit.xml"
-    result = run_quiz(pytester, report_dir, BASELINE_WRONG | {0}, "--baseline", str(baseline),
+    result = run_quiz(pytester, report_dir, BASELINE_WRONG | {0}, f"--baseline={baseline}",
                       "--max-regression", "0.02", f"--junitxml={junit}")
     assert result.ret == 0
     written = [*report_dir.iterdir(), junit]

@@ -454,12 +454,13 @@ def test_xdist_workers_send_ahead(pytester: pytest.Pytester) -> None:
     assert in_flight[1] == 6  # 2 workers x 3 requests each
 
 
-def test_report_dir_separate_value(pytester: pytest.Pytester,
-                                   simple_oracle_server: ScriptedServer) -> None:
-    existing = pytester.mkdir("old-report")
+@pytest.mark.parametrize("flag", ["--report-dir", "--cache-dir", "--baseline"])
+def test_path_option_separate_value(pytester: pytest.Pytester,
+                                    simple_oracle_server: ScriptedServer, flag: str) -> None:
+    existing = pytester.mkdir("old-folder")
     add_bfcl_module(pytester)
     result = pytester.runpytest("-p", "no:cacheprovider", "--model", "m", "--base-url",
-                                simple_oracle_server.url, "--report-dir", str(existing))
+                                simple_oracle_server.url, flag, str(existing))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: write --report-dir={existing} with '=': *"])
+    result.stderr.fnmatch_lines([f"ERROR: write {flag}={existing} with '=': *"])
     assert simple_oracle_server.requests == []

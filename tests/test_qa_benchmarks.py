@@ -83,7 +83,8 @@ def test_gold_answers_and_correct_judge_score_one(pytester: pytest.Pytester,
     assert rows(document, "aime25", "AveragePass@1") == {"AIME2025-I": 1.0, "AIME2025-II": 1.0}
     total = 4 * (10 + 6 + 2)
     result.assert_outcomes(passed=total)
-    aime_first = next(s for s in document["samples"] if s["benchmark"] == "aime25")
+    aime_first = next(s for s in document["samples"]
+                      if s["benchmark"] == "aime25" and s["sample_id"] == "0")
     prompt = aime_first["request"]["messages"][0]["content"]
     assert prompt.startswith("Find the sum of all integer bases") and "\\boxed{}" in prompt
     versions = document["versions"]
@@ -217,8 +218,9 @@ def test_dataset_missing_file_is_one_line(pytester: pytest.Pytester) -> None:
         result = pytester.runpytest(*run_args(server.url, pytester.path / "r",
                                               "--dataset", "aime25=nowhere.jsonl"))
     result.stdout.fnmatch_lines(["*--dataset aime25=nowhere.jsonl: no such file or folder; "
-                                 "pass --dataset aime25=PATH with an existing path*"])
+                                 "give an existing path*"])
     assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
 
 
 def test_hub_unreachable_names_dataset_option(pytester: pytest.Pytester) -> None:
@@ -244,3 +246,70 @@ def test_unknown_dataset_benchmark_is_usage_error(pytester: pytest.Pytester) -> 
                                 "--dataset", "aime24=x.jsonl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown benchmark 'aime24'; valid: bfcl_v3, simple_qa,*"])
+
+
+def test_aime_exam_follows_id_not_position(tmp_path: Path) -> None:
+    lines = data_path("aime25").read_text(encoding="utf-8").splitlines()
+    second_exam = tmp_path / "aime_II.jsonl"
+    second_exam.write_text("\n".join(lines[15:]) + "\n", encoding="utf-8")
+    loaded = get_suite("aime25").load(config(datasets=(("aime25", str(second_exam)),)))
+    assert {sample.subset for sample in loaded.samples} == {"AIME2025-II"}
+
+
+def test_csv_with_byte_order_mark_loads(tmp_path: Path) -> None:
+    text = data_path("simple_qa").read_text(encoding="utf-8")
+    with_bom = tmp_path / "simple_qa.csv"
+    with_bom.write_text("\ufeff" + text[:20_000].rsplit("\n", 1)[0] + "\n", encoding="utf-8")
+    loaded = get_suite("simple_qa").load(config(datasets=(("simple_qa", str(with_bom)),)))
+    assert loaded.samples[0].data.answer == "Michio Sugeno"
+
+
+def test_missing_answer_field_names_row(tmp_path: Path) -> None:
+    broken = tmp_path / "aime.jsonl"
+    broken.write_text('{"id": "0", "problem": "1+1?"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"aime.jsonl, id 0: missing field 'answer'"):
+        get_suite("aime25").load(config(datasets=(("aime25", str(broken)),)))
+
+
+def test_thinking_judge_is_read(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "simple_qa")
+    report_dir = pytester.path / "report"
+    oracle = QaOracle(judge_text="<think>INCORRECT? no, it matches.</think>\nCORRECT")
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "1"))
+    result.assert_outcomes(passed=10)
+
+
+def test_judge_failure_is_error_and_keeps_reply(pytester: pytest.Pytester) -> None:
+    from tests.scripted_server import Fail
+
+    add_modules(pytester, "simple_qa")
+    report_dir = pytester.path / "report"
+    oracle = QaOracle()
+
+    def script(body: dict, attempt: int):
+        if body["model"] == JUDGE_MODEL:
+            return Fail(400, "judge is down")
+        return oracle.script(body, attempt)
+
+    with ScriptedServer(script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "1",
+                                             "-k", "History"))
+    result.assert_outcomes(errors=1)
+    record = load_results(report_dir)["samples"][0]
+    assert record["outcome"] == "error"
+    assert record["explanation"].startswith("judge failed: HTTP 400")
+    assert record["reply"]["content"]
+
+
+def test_partial_overall_has_no_score(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "simple_qa")
+    report_dir = pytester.path / "report"
+    with ScriptedServer(QaOracle().script) as server:
+        result = pytester.runpytest(*qa_args(server.url, report_dir, "--limit", "1",
+                                             "-k", "History", "--threshold",
+                                             "simple_qa/OVERALL>=0.5"))
+    assert result.ret == 1
+    overall = [row for row in load_results(report_dir)["rollups"] if row["name"] == "OVERALL"]
+    assert {row["score"] for row in overall} == {None}
+    assert result.stdout.str().count("simple_qa OVERALL is partial") == 1

@@ -239,10 +239,19 @@ def test_unknown_variable_in_user_template(tmp_path: Path) -> None:
 def test_user_template_render_error(tmp_path: Path) -> None:
     path = tmp_path / "attr.j2"
     path.write_text("{{ question.missing_attribute }}", encoding="utf-8")
-    template = load_template("en", str(path))
+    # The trial render at load time finds the error before any request is sent.
     with pytest.raises(ValueError, match="failed to render") as info:
-        render_grader_prompt(template, "q", "g", "p")
+        load_template("en", str(path))
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["{{ (question | length) / 0 }}", "{% include 'x.j2' %}",
+                                    "   ", "{{ ''.__class__.__mro__ }}"])
+def test_user_template_broken_at_load(tmp_path: Path, source: str) -> None:
+    path = tmp_path / "broken.j2"
+    path.write_text(source, encoding="utf-8")
+    with pytest.raises(ValueError, match=str(path)):
+        load_template("en", str(path))
 
 
 def test_invalid_language_rejected() -> None:

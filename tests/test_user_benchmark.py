@@ -129,3 +129,44 @@ def test_regions(sample, model):
     result.stdout.fnmatch_lines(["*capitals.jsonl: row 0 has no field 'region'; fields: id, "
                                  "continent, question, answer; fix the modeleval_data marker*"])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("marker", "message"), [
+    ('"capitals.jsonl", prompt="query"', "*row 0 has no field 'query'*"),
+    ('"capitals.jsonl", name="bfcl_v3"', "*invalid benchmark name 'bfcl_v3'*"),
+    ('"capitals.jsonl", name="a/b"', "*invalid benchmark name 'a/b'*"),
+    ('"capitals.jsonl", subset="continent", id="continent"',
+     "*row 1 repeats id 'Europe' of subset 'Europe'; give each row its own id*"),
+    ('"missing.jsonl"', "*@pytest.mark.modeleval_data file *missing.jsonl: no such file*"),
+])
+def test_bad_marker_is_one_line(pytester: pytest.Pytester, marker: str, message: str) -> None:
+    write_benchmark(pytester)
+    pytester.makepyfile(test_capitals=f'''
+import pytest
+
+@pytest.mark.modeleval_data({marker})
+def test_capitals(sample, model):
+    pass
+''')
+    result = pytester.runpytest("--model", "m", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([message])
+    assert "During handling" not in result.stdout.str()
+
+
+def test_broken_test_is_error_not_wrong(pytester: pytest.Pytester) -> None:
+    write_benchmark(pytester)
+    pytester.makepyfile(test_capitals='''
+import pytest
+
+@pytest.mark.modeleval_data("capitals.jsonl", subset="continent", id="id")
+def test_capitals(sample, model):
+    assert sample["nope"]
+''')
+    report_dir = pytester.path / "report"
+    with ScriptedServer(capital_reply) as server:
+        result = pytester.runpytest(*run_args(server.url, report_dir, "-k", "Asia"))
+    result.assert_outcomes(failed=2)
+    records = load_results(report_dir)["samples"]
+    assert {r["outcome"] for r in records} == {"error"}
+    assert records[0]["explanation"] == "KeyError: 'nope'"

@@ -134,9 +134,12 @@ def partial_rollup_notes(document: dict[str, Any]) -> list[str]:
         missing = rollup.get("missing")
         if isinstance(missing, list) and missing:
             names = ", ".join(str(name) for name in missing)
-            notes.append(f"{label} is partial: missing {names}")
+            note = f"{label} is partial: missing {names}"
         else:
-            notes.append(f"{label} is partial")
+            note = f"{label} is partial"
+        # A roll-up with several metrics has one row per metric but one note.
+        if note not in notes:
+            notes.append(note)
     return notes
 
 

@@ -7,7 +7,7 @@ from importlib import metadata
 from typing import Any
 
 from ...client import ChatReply
-from ...data_source import HubDataset, load_rows
+from ...data_source import HubDataset, load_rows, require
 from ...options import RunConfig
 from .. import (
     HEX_IDS,
@@ -25,6 +25,7 @@ from .scoring import build_prompt, gold_answer, grade_answer
 
 HUB = HubDataset("math-ai/aime25", split="test")
 SUBSETS = ("AIME2025-I", "AIME2025-II")
+PROBLEMS_PER_EXAM = 15
 CATEGORY = "Math"
 
 
@@ -59,7 +60,8 @@ class Aime25Suite:
             if config.limit is not None and taken[subset] >= config.limit:
                 continue
             taken[subset] += 1
-            data = Problem(str(row["problem"]), gold_answer(row["answer"]))
+            data = Problem(str(require(row, "problem", sample_id, rows.source)),
+                           _gold(row, sample_id, rows.source))
             samples.append(Sample(self.name, subset, sample_id, CATEGORY, data))
         return SampleSet(samples, {"aime25_data": rows.version,
                                    "math_verify": metadata.version("math-verify")})
@@ -94,7 +96,8 @@ class Aime25Suite:
                 config: dict[str, Any]) -> list[Rollup]:
         num = sum(score.num for score in subsets.values())
         missing = tuple(subset for subset in SUBSETS if subset not in subsets)
-        return [Rollup("OVERALL", value, num, missing, metric)
+        # Over only some subsets the score would not compare with published ones.
+        return [Rollup("OVERALL", None if missing else value, num, missing, metric)
                 for metric, value in subset_metrics(records, _repeats(config))]
 
 
@@ -102,8 +105,9 @@ def _problems(rows: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]
     """Return (sample id, exam, row) in id order.
 
     The hub copy has no field naming the exam: its ids 0-14 are AIME 2025 I
-    and 15-29 are AIME 2025 II, so the first half of the id order is exam I.
-    A row's own `exam` field (I or II, or a subset name) wins when present.
+    and 15-29 are AIME 2025 II. A row's own `exam` field (I or II, or a subset
+    name) wins when present; rows with neither go by their position, the first
+    half of the file being exam I.
     """
     ids = [str(row.get("id", index)).strip() for index, row in enumerate(rows)]
     order = sorted(range(len(rows)), key=lambda i: (int(ids[i]), ids[i]) if ids[i].isdigit()
@@ -111,9 +115,23 @@ def _problems(rows: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]
     half = (len(rows) + 1) // 2
     problems = []
     for position, index in enumerate(order):
-        subset = _exam(rows[index]) or (SUBSETS[0] if position < half else SUBSETS[1])
+        subset = _exam(rows[index]) or _exam_of_id(ids[index]) or (
+            SUBSETS[0] if position < half else SUBSETS[1])
         problems.append((ids[index], subset, rows[index]))
     return problems
+
+
+def _exam_of_id(sample_id: str) -> str | None:
+    if not sample_id.isdigit() or int(sample_id) >= 2 * PROBLEMS_PER_EXAM:
+        return None
+    return SUBSETS[0] if int(sample_id) < PROBLEMS_PER_EXAM else SUBSETS[1]
+
+
+def _gold(row: dict[str, Any], sample_id: str, source: str) -> str:
+    try:
+        return gold_answer(require(row, "answer", sample_id, source))
+    except ValueError as error:
+        raise ValueError(f"{source}, id {sample_id}: {error}; fix the answer field") from None
 
 
 def _exam(row: dict[str, Any]) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...client import ChatReply, ServerError
-from ...data_source import HubDataset, load_rows
+from ...data_source import HubDataset, load_rows, require
 from ...options import RunConfig
 from .. import (
     HEX_IDS,
@@ -49,7 +49,9 @@ class JudgedAnswer:
 
     messages: list[dict[str, Any]]
     reply: ChatReply
-    judge_reply: ChatReply
+    judge_reply: ChatReply | None
+    # Why the judge gave no reply: its server failed or its prompt did not render.
+    judge_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,11 @@ class SimpleQaSuite:
             if config.limit is not None and taken.get(subset, 0) >= config.limit:
                 continue
             taken[subset] = taken.get(subset, 0) + 1
-            data = Question(str(row[self.question_field]).strip(), str(row["answer"]).strip())
-            samples.append(Sample(self.name, subset, str(row.get("id", index)), CATEGORY,
-                                  data, self.id_subset(subset)))
+            sample_id = str(row.get("id", index))
+            data = Question(str(require(row, self.question_field, sample_id, rows.source)).strip(),
+                            str(require(row, "answer", sample_id, rows.source)).strip())
+            samples.append(Sample(self.name, subset, sample_id, CATEGORY, data,
+                                  self.id_subset(subset)))
         return SampleSet(samples, {f"{self.name}_data": rows.version})
 
     def id_subset(self, subset: str) -> str | None:
@@ -101,16 +105,24 @@ class SimpleQaSuite:
         reply = clients.model.chat(messages)
         if clients.judge is None:
             raise ServerError(f"{self.name} needs a judge model: pass --judge-model NAME")
-        template = _template(self.language, config.judge_template(self.name))
-        prompt = render_grader_prompt(template, question.question, question.answer,
-                                      strip_thinking(reply.content) or "")
-        judge_reply = clients.judge.chat([{"role": "user", "content": prompt}])
+        try:
+            template = _template(self.language, config.judge_template(self.name))
+            prompt = render_grader_prompt(template, question.question, question.answer,
+                                          strip_thinking(reply.content) or "")
+            judge_reply = clients.judge.chat([{"role": "user", "content": prompt}])
+        except (ServerError, ValueError) as error:
+            # The model's reply is kept in the record; the sample is an error.
+            return JudgedAnswer(messages, reply, None, str(error))
         return JudgedAnswer(messages, reply, judge_reply)
 
     def grade(self, sample: Sample, result: JudgedAnswer, config: RunConfig) -> Grade:
         question: Question = sample.data
+        if result.judge_reply is None:
+            return Grade("error", None, f"judge failed: {result.judge_error}",
+                         {"verdict": None, "judge": None})
         judge_text = (result.judge_reply.content or "")[:MAX_JUDGE_TEXT]
-        verdict = parse_verdict(result.judge_reply.content)
+        # A reasoning judge served without a reasoning parser thinks aloud first.
+        verdict = parse_verdict(strip_thinking(result.judge_reply.content))
         details = {"verdict": verdict, "judge": judge_text}
         if verdict is None:
             return Grade("unscored", None, "the judge's reply has no readable grade: "
@@ -139,7 +151,8 @@ class SimpleQaSuite:
                 config: dict[str, Any]) -> list[Rollup]:
         verdicts = _verdicts(records)
         missing = tuple(subset for subset in self.subsets if subset not in subsets)
-        return [Rollup("OVERALL", value, len(verdicts), missing, metric)
+        # Over only some subsets the score would not compare with published ones.
+        return [Rollup("OVERALL", None if missing else value, len(verdicts), missing, metric)
                 for metric, value in verdict_metrics(verdicts)]
 
 

@@ -84,15 +84,17 @@ def render_grader_prompt(template: jinja2.Template, question: str, gold_answer: 
     try:
         return template.render(question=question, gold_answer=gold_answer,
                                predicted_answer=predicted_answer)
-    except jinja2.TemplateError as error:
+    except Exception as error:  # noqa: BLE001 - a user's template may raise anything
+        kind = "" if isinstance(error, jinja2.TemplateError) else f"{type(error).__name__}: "
         raise ValueError(f"grader template {template.filename} failed to render: "
-                         f"{_one_line(str(error))}. Fix the template.") from error
+                         f"{kind}{_one_line(str(error))}. Fix the template.") from None
 
 
 def _environment(directory: Path) -> jinja2.Environment:
-    import jinja2
+    import jinja2.sandbox
 
-    return jinja2.Environment(
+    # Sandboxed: a template file may come from anyone who can edit the ini file.
+    return jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(directory, encoding="utf-8"),
         # The prompt is plain text for a model, not HTML: escaping would turn a gold
         # answer such as "AT&T" into "AT&amp;T" and change what the judge compares.
@@ -128,6 +130,12 @@ def _load_user_template(path: Path) -> jinja2.Template:
         raise ValueError(f"grader template {path} uses unknown variables "
                          f"{', '.join(sorted(unknown))}. Use only question, gold_answer "
                          "and predicted_answer.")
+    # A trial render finds errors that only show at render time (a division by
+    # zero, a missing include) before any request is sent.
+    trial = render_grader_prompt(template, "question?", "gold", "predicted")
+    if not trial.strip():
+        raise ValueError(f"grader template {path} renders to empty text. Write the prompt "
+                         "that the judge should receive.")
     return template
 
 
