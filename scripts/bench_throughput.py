@@ -9,10 +9,15 @@ ground-truth calls. Then, against that server:
 1. the plugin: `pytest --model scripted -k "bfcl and not multi_turn" --limit L`
    with `--concurrency THREADS`, and again with `-n 2 --concurrency THREADS/2`;
 2. a bare `openai` client in a pool of THREADS threads sending the same
-   requests, built with the plugin's own request builder.
+   requests, built with the plugin's own request builder, timed in this
+   process with the requests already built;
+3. the same bare pool as a whole subprocess (start Python, import openai,
+   load the samples, build the requests, send them), timed from outside as
+   the pytest runs are.
 
 L is the per-subset limit that gives the number of single-turn samples
-closest to --samples. Prints one line per measurement and the ratios.
+closest to --samples. Prints one line per measurement and the ratios of
+the plugin's times to both bare times.
 """
 
 from __future__ import annotations
@@ -36,8 +41,6 @@ from pytest_modeleval.suites.bfcl_v3.data import (  # noqa: E402
     load_subset,
 )
 from pytest_modeleval.suites.bfcl_v3.requests import build_request  # noqa: E402
-from tests.bfcl_oracle import build_oracle  # noqa: E402
-from tests.scripted_server import ScriptedServer  # noqa: E402
 
 SINGLE_TURN = [subset for subset in SUBSETS if subset not in MULTI_TURN_SUBSETS]
 
@@ -73,6 +76,14 @@ def run_bare(url: str, bodies: list[dict], threads: int) -> float:
     return time.monotonic() - started
 
 
+def run_bare_script(url: str, limit: int, threads: int) -> float:
+    command = [sys.executable, __file__, "--bare-url", url, "--bare-limit", str(limit),
+               "--threads", str(threads)]
+    started = time.monotonic()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.monotonic() - started
+
+
 def plugin_requests(limit: int) -> list[dict]:
     bodies = []
     for subset in SINGLE_TURN:
@@ -87,6 +98,10 @@ def plugin_requests(limit: int) -> list[dict]:
 
 def serve(limit: int, latency: float) -> None:
     """Run the scripted server until stdin closes; print its URL first."""
+    # Imported here so that the bare script's subprocess does not import them.
+    from tests.bfcl_oracle import build_oracle
+    from tests.scripted_server import ScriptedServer
+
     oracle = build_oracle("fc", limit=limit)
 
     def script(body: dict, attempt: int):
@@ -105,6 +120,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--pytest-args", default="",
                         help="extra pytest arguments for both plugin runs, e.g. '--capture=sys'")
     parser.add_argument("--serve-limit", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-url", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-limit", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -112,6 +129,9 @@ def main() -> int:
     args = parse_arguments()
     if args.serve_limit:
         serve(args.serve_limit, args.latency)
+        return 0
+    if args.bare_url:
+        run_bare(args.bare_url, plugin_requests(args.bare_limit), args.threads)
         return 0
 
     limit, count = limit_for(args.samples)
@@ -126,16 +146,20 @@ def main() -> int:
         xdist = run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2),
                                         *extra])
         bare = run_bare(url, plugin_requests(limit), args.threads)
+        bare_script = run_bare_script(url, limit, args.threads)
     finally:
         server.stdin.close()
         server.wait(timeout=30)
 
     print(f"samples: {count} (--limit {limit}), latency {args.latency * 1000:.0f} ms, "
           f"{args.threads} requests in flight")
-    print(f"bare openai thread pool: {bare:.1f} s ({count / bare:.0f} req/s)")
-    print(f"plugin --concurrency {args.threads}: {plugin:.1f} s, {plugin / bare:.2f} x bare")
-    print(f"plugin -n 2 --concurrency {args.threads // 2}: {xdist:.1f} s, "
-          f"{xdist / bare:.2f} x bare")
+    print(f"bare openai thread pool, requests prebuilt: {bare:.1f} s ({count / bare:.0f} req/s)")
+    print(f"bare openai script, whole subprocess: {bare_script:.1f} s")
+    runs = [(f"--concurrency {args.threads}", plugin),
+            (f"-n 2 --concurrency {args.threads // 2}", xdist)]
+    for name, wall in runs:
+        print(f"plugin {name}: {wall:.1f} s, {wall / bare:.2f} x bare pool, "
+              f"{wall / bare_script:.2f} x bare script")
     return 0
 
 
