@@ -1,6 +1,7 @@
 """Throughput of the plugin against a bare openai thread pool, on one scripted server.
 
     python scripts/bench_throughput.py [--latency 0.1] [--samples 1920] [--threads 64]
+                                       [--runs 1]
 
 Starts the scripted server (tests/scripted_server.py) in its own process on
 127.0.0.1 with the given reply latency, replying with bfcl-eval's
@@ -16,8 +17,9 @@ ground-truth calls. Then, against that server:
    the pytest runs are.
 
 L is the per-subset limit that gives the number of single-turn samples
-closest to --samples. Prints one line per measurement and the ratios of
-the plugin's times to both bare times.
+closest to --samples. With --runs N the four measurements take turns N
+times, so that a slow spell of a shared machine hits all of them; each line
+then gives the median and the range. Ratios are of medians.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,7 +112,12 @@ def serve(limit: int, latency: float) -> None:
 
     with ScriptedServer(script) as server:
         print(server.url, flush=True)
-        sys.stdin.read()
+        # A line on stdin ends a round. The recorded requests are dropped then,
+        # so that the server's heap, and its garbage collection pauses, do not
+        # grow from round to round.
+        for _ in sys.stdin:
+            server.requests.clear()
+            server.headers.clear()
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -117,6 +125,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--samples", type=int, default=1920)
     parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=1,
+                        help="rounds of all four measurements (default 1)")
     parser.add_argument("--pytest-args", default="",
                         help="extra pytest arguments for both plugin runs, e.g. '--capture=sys'")
     parser.add_argument("--serve-limit", type=int, help=argparse.SUPPRESS)
@@ -139,28 +149,50 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, __file__, "--serve-limit", str(limit),
                                "--latency", str(args.latency)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    extra = args.pytest_args.split()
+    plugin_name = f"plugin --concurrency {args.threads}"
+    xdist_name = f"plugin -n 2 --concurrency {args.threads // 2}"
+    walls: dict[str, list[float]] = {"bare pool": [], "bare script": [], plugin_name: [],
+                                     xdist_name: []}
     try:
         url = server.stdout.readline().strip()
-        extra = args.pytest_args.split()
-        plugin = run_plugin(url, limit, ["--concurrency", str(args.threads), *extra])
-        xdist = run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2),
-                                        *extra])
-        bare = run_bare(url, plugin_requests(limit), args.threads)
-        bare_script = run_bare_script(url, limit, args.threads)
+        bodies = plugin_requests(limit)
+        for _ in range(args.runs):
+            walls[plugin_name].append(
+                run_plugin(url, limit, ["--concurrency", str(args.threads), *extra]))
+            walls[xdist_name].append(
+                run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2),
+                                        *extra]))
+            walls["bare pool"].append(run_bare(url, bodies, args.threads))
+            walls["bare script"].append(run_bare_script(url, limit, args.threads))
+            server.stdin.write("\n")
+            server.stdin.flush()
     finally:
         server.stdin.close()
         server.wait(timeout=30)
 
-    print(f"samples: {count} (--limit {limit}), latency {args.latency * 1000:.0f} ms, "
-          f"{args.threads} requests in flight")
-    print(f"bare openai thread pool, requests prebuilt: {bare:.1f} s ({count / bare:.0f} req/s)")
-    print(f"bare openai script, whole subprocess: {bare_script:.1f} s")
-    runs = [(f"--concurrency {args.threads}", plugin),
-            (f"-n 2 --concurrency {args.threads // 2}", xdist)]
-    for name, wall in runs:
-        print(f"plugin {name}: {wall:.1f} s, {wall / bare:.2f} x bare pool, "
-              f"{wall / bare_script:.2f} x bare script")
+    print_results(walls, count, limit, args)
     return 0
+
+
+def print_results(walls: dict[str, list[float]], count: int, limit: int,
+                  args: argparse.Namespace) -> None:
+    print(f"samples: {count} (--limit {limit}), latency {args.latency * 1000:.0f} ms, "
+          f"{args.threads} requests in flight, {args.runs} run(s) each")
+    median = {name: statistics.median(values) for name, values in walls.items()}
+
+    def spread(name: str) -> str:
+        values = walls[name]
+        return f" ({min(values):.1f} to {max(values):.1f} s)" if len(values) > 1 else ""
+
+    print(f"bare openai thread pool, requests prebuilt: {median['bare pool']:.1f} s"
+          f"{spread('bare pool')}, {count / median['bare pool']:.0f} req/s")
+    print(f"bare openai script, whole subprocess: {median['bare script']:.1f} s"
+          f"{spread('bare script')}")
+    for name in list(walls)[2:]:
+        print(f"{name}: {median[name]:.1f} s{spread(name)}, "
+              f"{median[name] / median['bare pool']:.2f} x bare pool, "
+              f"{median[name] / median['bare script']:.2f} x bare script")
 
 
 if __name__ == "__main__":
