@@ -19,7 +19,9 @@ ground-truth calls. Then, against that server:
 L is the per-subset limit that gives the number of single-turn samples
 closest to --samples. With --runs N the four measurements take turns N
 times, so that a slow spell of a shared machine hits all of them; each line
-then gives the median and the range. Ratios are of medians.
+then gives the median and the range. Ratios are of median wall times.
+CPU is user plus system time of the measured processes (the bare pool's
+includes this script's other threads), which a busy machine skews less.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +37,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,17 +59,22 @@ def limit_for(samples: int) -> tuple[int, int]:
     return best, sum(min(size, best) for size in sizes)
 
 
-def run_plugin(url: str, limit: int, extra: list[str]) -> float:
+class Timing(NamedTuple):
+    """Seconds of one measurement: wall clock, and CPU (user + system) of its processes."""
+
+    wall: float
+    cpu: float
+
+
+def run_plugin(url: str, limit: int, extra: list[str]) -> Timing:
     with tempfile.TemporaryDirectory() as report_dir:
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                    "--model", "scripted", "--base-url", url, "-k", "bfcl and not multi_turn",
                    "--limit", str(limit), "--no-cache", f"--report-dir={report_dir}", *extra]
-        started = time.monotonic()
-        subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
-        return time.monotonic() - started
+        return run_timed(command, check=False)
 
 
-def run_bare(url: str, bodies: list[dict], threads: int) -> float:
+def run_bare(url: str, bodies: list[dict], threads: int) -> Timing:
     import openai
 
     client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
@@ -73,18 +82,27 @@ def run_bare(url: str, bodies: list[dict], threads: int) -> float:
     def send(body: dict) -> None:
         client.chat.completions.create(**body)
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(send, bodies))
-    return time.monotonic() - started
+    return Timing(time.monotonic() - started, time.process_time() - cpu_started)
 
 
-def run_bare_script(url: str, limit: int, threads: int) -> float:
+def run_bare_script(url: str, limit: int, threads: int) -> Timing:
     command = [sys.executable, __file__, "--bare-url", url, "--bare-limit", str(limit),
                "--threads", str(threads)]
+    return run_timed(command, check=True)
+
+
+def run_timed(command: list[str], check: bool) -> Timing:
+    # The children's CPU time counts every finished descendant, xdist workers included.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    subprocess.run(command, cwd=ROOT, check=True)
-    return time.monotonic() - started
+    subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=check)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Timing(wall, cpu)
 
 
 def plugin_requests(limit: int) -> list[dict]:
@@ -152,47 +170,47 @@ def main() -> int:
     extra = args.pytest_args.split()
     plugin_name = f"plugin --concurrency {args.threads}"
     xdist_name = f"plugin -n 2 --concurrency {args.threads // 2}"
-    walls: dict[str, list[float]] = {"bare pool": [], "bare script": [], plugin_name: [],
-                                     xdist_name: []}
+    timings: dict[str, list[Timing]] = {"bare pool": [], "bare script": [], plugin_name: [],
+                                        xdist_name: []}
     try:
         url = server.stdout.readline().strip()
         bodies = plugin_requests(limit)
         for _ in range(args.runs):
-            walls[plugin_name].append(
+            timings[plugin_name].append(
                 run_plugin(url, limit, ["--concurrency", str(args.threads), *extra]))
-            walls[xdist_name].append(
+            timings[xdist_name].append(
                 run_plugin(url, limit, ["-n", "2", "--concurrency", str(args.threads // 2),
                                         *extra]))
-            walls["bare pool"].append(run_bare(url, bodies, args.threads))
-            walls["bare script"].append(run_bare_script(url, limit, args.threads))
+            timings["bare pool"].append(run_bare(url, bodies, args.threads))
+            timings["bare script"].append(run_bare_script(url, limit, args.threads))
             server.stdin.write("\n")
             server.stdin.flush()
     finally:
         server.stdin.close()
         server.wait(timeout=30)
 
-    print_results(walls, count, limit, args)
+    print_results(timings, count, limit, args)
     return 0
 
 
-def print_results(walls: dict[str, list[float]], count: int, limit: int,
+def print_results(timings: dict[str, list[Timing]], count: int, limit: int,
                   args: argparse.Namespace) -> None:
     print(f"samples: {count} (--limit {limit}), latency {args.latency * 1000:.0f} ms, "
           f"{args.threads} requests in flight, {args.runs} run(s) each")
-    median = {name: statistics.median(values) for name, values in walls.items()}
+    wall = {name: statistics.median(t.wall for t in values) for name, values in timings.items()}
 
-    def spread(name: str) -> str:
-        values = walls[name]
-        return f" ({min(values):.1f} to {max(values):.1f} s)" if len(values) > 1 else ""
+    def describe(name: str) -> str:
+        walls = [t.wall for t in timings[name]]
+        spread = f" ({min(walls):.1f} to {max(walls):.1f} s)" if len(walls) > 1 else ""
+        cpu = statistics.median(t.cpu for t in timings[name])
+        return f"{wall[name]:.1f} s{spread}, CPU {cpu:.1f} s"
 
-    print(f"bare openai thread pool, requests prebuilt: {median['bare pool']:.1f} s"
-          f"{spread('bare pool')}, {count / median['bare pool']:.0f} req/s")
-    print(f"bare openai script, whole subprocess: {median['bare script']:.1f} s"
-          f"{spread('bare script')}")
-    for name in list(walls)[2:]:
-        print(f"{name}: {median[name]:.1f} s{spread(name)}, "
-              f"{median[name] / median['bare pool']:.2f} x bare pool, "
-              f"{median[name] / median['bare script']:.2f} x bare script")
+    print(f"bare openai thread pool, requests prebuilt: {describe('bare pool')}, "
+          f"{count / wall['bare pool']:.0f} req/s")
+    print(f"bare openai script, whole subprocess: {describe('bare script')}")
+    for name in list(timings)[2:]:
+        print(f"{name}: {describe(name)}, {wall[name] / wall['bare pool']:.2f} x bare pool, "
+              f"{wall[name] / wall['bare script']:.2f} x bare script")
 
 
 if __name__ == "__main__":
