@@ -331,7 +331,11 @@ def parse_completion(completion: Any) -> ChatReply:
 
 
 def parse_completion_body(body: Any) -> ChatReply:
-    """Read a chat completion from its decoded JSON body, as `parse_completion` does."""
+    """Read a chat completion from its decoded JSON body, as `parse_completion` does.
+
+    A body that is valid JSON but no completion raises ServerError, which is
+    not retried, as the SDK's path did not retry it either.
+    """
     if not isinstance(body, dict):
         raise ServerError(f"the server returned {type(body).__name__} instead of a completion")
     choices = body.get("choices")
@@ -341,13 +345,13 @@ def parse_completion_body(body: Any) -> ChatReply:
         choice = choices[0]
         message = choice["message"]
         calls = tuple(
-            ToolCall(call["function"].get("name") or "", call["function"].get("arguments") or "",
-                     call.get("id"))
+            ToolCall(_text(call["function"].get("name")) or "",
+                     _text(call["function"].get("arguments")) or "", call.get("id"))
             for call in (message.get("tool_calls") or [])
         )
         usage = body.get("usage") or {}
         return ChatReply(
-            content=message.get("content"),
+            content=_text(message.get("content")),
             reasoning_content=_reasoning_field(message),
             tool_calls=calls,
             finish_reason=choice.get("finish_reason"),
@@ -413,6 +417,13 @@ def _reasoning(message: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _text(value: Any) -> str | None:
+    # Later steps (redaction, JSON decoding of arguments) need text or None.
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected text, got {type(value).__name__}")
 
 
 def _reasoning_field(message: dict[str, Any]) -> str | None:

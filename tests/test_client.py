@@ -305,7 +305,11 @@ def test_unreadable_body_retried(scripted_server: ScriptedServer,
     (b'{"id": "x", "choices": []}', "without choices"),
     (b'{"choices": [{"message": null}]}', "malformed completion"),
     (b'{"choices": [{"message": {"tool_calls": [{"id": "c"}]}}]}', "malformed completion"),
-], ids=["list", "no-choices", "null-message", "call-without-function"])
+    (b'{"choices": [{"message": {"content": ["a", "b"]}}]}', "expected text, got list"),
+    (b'{"choices": [{"message": {"tool_calls": [{"function": {"name": "f", "arguments": {}}}]}}]}',
+     "expected text, got dict"),
+], ids=["list", "no-choices", "null-message", "call-without-function", "content-list",
+        "arguments-object"])
 def test_json_that_is_no_completion_errors(scripted_server: ScriptedServer,
                                            make_client: MakeClient, body: bytes,
                                            message: str) -> None:
