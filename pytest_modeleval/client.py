@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+# NOTE: httpx2 must be the HTTP library of the installed openai SDK (3.63 here), because
+# _post catches its exceptions. pyproject.toml still allows openai>=1.40, whose
+# releases were built on httpx.
 import httpx2
 import openai
 
