@@ -9,7 +9,9 @@ gates, reports) -> terminal_summary (table).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import gc
 import time
 import urllib.parse
 from pathlib import Path
@@ -68,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(EvaluationSession(config, run), "modeleval-session")
         if config.pluginmanager.has_plugin("xdist"):
             config.pluginmanager.register(XdistHooks(run_config), "modeleval-xdist")
+        _skip_garbage_collection_at_exit()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -406,6 +409,21 @@ class EvaluationSession:
 
 
 # --- helpers ---
+
+
+def _skip_garbage_collection_at_exit() -> None:
+    """Freeze all objects when the interpreter exits, so that its final collection skips them.
+
+    A run leaves pytest's node tree, reports, samples and records in reference
+    cycles. Collecting and freeing them took about 0.8 s after the last
+    atexit handler of a 1,921-item BFCL run (scripts/bench_throughput.py).
+    The process ends anyway, so the memory needs no freeing. Finalizers of
+    objects in such cycles do not run then, which Python does not promise at
+    exit either. Registered once, because a process may configure several
+    sessions (pytester's in-process runs).
+    """
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 def _write_own_line(terminal: Any, line: str) -> None:

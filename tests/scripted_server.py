@@ -79,6 +79,7 @@ class Garbled:
     """Outcome that replies 200 with a body that is not valid JSON, as a broken proxy might."""
 
     body: bytes = b'{"id": "chatcmpl-garbled", "choices": ['
+    delay: float = 0.0
 
 
 Outcome = Reply | Fail | Drop | Garbled

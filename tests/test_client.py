@@ -23,7 +23,7 @@ from pytest_modeleval.client import (
 )
 from pytest_modeleval.client import ToolCall as ClientToolCall
 from pytest_modeleval.options import build_generation_settings
-from tests.scripted_server import Drop, Fail, Reply, ScriptedServer, ToolCall
+from tests.scripted_server import Drop, Fail, Garbled, Reply, ScriptedServer, ToolCall
 
 MODEL = "scripted-model"
 KEY_ENV = "MODELEVAL_TEST_API_KEY"
@@ -289,6 +289,47 @@ def test_retries_exhausted_raise(scripted_server: ScriptedServer, make_client: M
     assert len(warnings_of(caplog)) == 2
 
 
+def test_unreadable_body_retried(scripted_server: ScriptedServer,
+                                 make_client: MakeClient) -> None:
+    scripted_server.script = lambda body, attempt: (
+        Garbled() if attempt == 0 else Reply(content="recovered"))
+
+    reply = make_client().chat(MESSAGES)
+
+    assert reply.content == "recovered"
+    assert reply.attempts == 2
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[]", "list instead of a completion"),
+    (b'{"id": "x", "choices": []}', "without choices"),
+    (b'{"choices": [{"message": null}]}', "malformed completion"),
+    (b'{"choices": [{"message": {"tool_calls": [{"id": "c"}]}}]}', "malformed completion"),
+    (b'{"choices": [{"message": {"content": ["a", "b"]}}]}', "expected text, got list"),
+    (b'{"choices": [{"message": {"tool_calls": [{"function": {"name": "f", "arguments": {}}}]}}]}',
+     "expected text, got dict"),
+], ids=["list", "no-choices", "null-message", "call-without-function", "content-list",
+        "arguments-object"])
+def test_json_that_is_no_completion_errors(scripted_server: ScriptedServer,
+                                           make_client: MakeClient, body: bytes,
+                                           message: str) -> None:
+    scripted_server.script = lambda request, attempt: Garbled(body)
+
+    with pytest.raises(ServerError, match=message):
+        make_client().chat(MESSAGES)
+
+    assert len(scripted_server.requests) == 1
+
+
+def test_plain_request_sends_sdk_headers(scripted_server: ScriptedServer,
+                                         make_client: MakeClient) -> None:
+    make_client().chat(MESSAGES)
+
+    headers = scripted_server.headers[0]
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("OpenAI/Python")
+
+
 def test_zero_retries_sends_once(scripted_server: ScriptedServer,
                                  make_client: MakeClient) -> None:
     scripted_server.script = lambda body, attempt: Fail(503)
@@ -302,15 +343,16 @@ def test_zero_retries_sends_once(scripted_server: ScriptedServer,
 # Generation settings
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_gen_settings_reach_body(scripted_server: ScriptedServer,
-                                 make_client: MakeClient) -> None:
+                                 make_client: MakeClient, stream: bool) -> None:
     gen = build_generation_settings([
         ("temperature", 0.2), ("top_p", 0.9), ("max_tokens", 64), ("seed", 7),
         ("parallel_tool_calls", False), ("top_k", 40), ("repetition_penalty", 1.05),
         ("enable_thinking", False), ("timeout", 30),
     ])
 
-    make_client(gen=gen).chat(MESSAGES, tools=TOOLS)
+    make_client(gen=gen, stream=stream).chat(MESSAGES, tools=TOOLS)
 
     body = scripted_server.requests[0]
     assert body["temperature"] == 0.2
@@ -318,7 +360,7 @@ def test_gen_settings_reach_body(scripted_server: ScriptedServer,
     assert body["max_tokens"] == 64
     assert body["seed"] == 7
     assert body["parallel_tool_calls"] is False
-    # The openai SDK merges extra_body into the top level of the JSON body.
+    # extra_body goes into the top level of the JSON body, as the openai SDK sends it.
     assert body["top_k"] == 40
     assert body["repetition_penalty"] == 1.05
     assert body["enable_thinking"] is False

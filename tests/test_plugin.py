@@ -3,6 +3,8 @@ options, secrecy and escaping, against the scripted server."""
 
 from __future__ import annotations
 
+import atexit
+import gc
 import threading
 import time
 from pathlib import Path
@@ -347,6 +349,28 @@ def test_collect_only_sends_nothing(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["test_bfcl_v3.py::test_bfcl_v3[[]simple/simple_python_0[]]",
                                  "3/* tests collected*"])
     assert simple_oracle_server.requests == []
+
+
+def test_model_run_freezes_gc_at_exit(pytester: pytest.Pytester,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      simple_oracle_server: ScriptedServer) -> None:
+    handlers: list[object] = []
+
+    def unregister(func: object) -> None:
+        while func in handlers:
+            handlers.remove(func)
+
+    monkeypatch.setattr(atexit, "register", handlers.append)
+    monkeypatch.setattr(atexit, "unregister", unregister)
+    add_bfcl_module(pytester)
+    pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
+    assert gc.freeze not in handlers  # without --model the plugin stays out of the way
+
+    for _ in range(2):
+        pytester.runpytest(*run_args(simple_oracle_server.url, pytester.path / "r", *SIMPLE_3,
+                                     "--collect-only"))
+
+    assert handlers.count(gc.freeze) == 1
 
 
 @pytest.mark.parametrize(
