@@ -765,7 +765,8 @@ def test_markdown_baseline_comparison(document: dict[str, Any]) -> None:
     assert ("| bfcl_v3 | 中华文化 | accuracy | 3 | 0.3333 | 0.6667 | +0.3333 | - | <0.001"
             " | bootstrap | 0 | 1 |").replace("<", "\\<") in lines
     assert "### Flips (1)" in lines
-    assert "| bfcl_v3 | simple | simple_python_1 | 0 | correct | wrong |" in lines
+    assert ("| bfcl_v3 | simple | simple_python_1 | 0 | correct | wrong | "
+            "math.factorial(number=5) | \\<script>alert(1)\\</script> |") in lines
 
 
 def test_markdown_caps_flips(document: dict[str, Any]) -> None:
@@ -775,7 +776,8 @@ def test_markdown_caps_flips(document: dict[str, Any]) -> None:
     lines = render_markdown(document).splitlines()
 
     assert "### Flips (70)" in lines
-    assert "| bfcl_v3 | simple | s49 | 0 | correct | wrong |" in lines
+    assert any(line.startswith("| bfcl_v3 | simple | s49 | 0 | correct | wrong |")
+               for line in lines)
     assert not any("| s50 |" in line for line in lines)
     assert "20 more flips are listed in report.html and results.json." in lines
 

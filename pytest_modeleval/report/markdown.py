@@ -15,6 +15,7 @@ from pytest_modeleval.report.comparison import (
     baseline_of,
     baseline_rows,
     baseline_warnings,
+    flip_reply,
     flip_row,
     flips,
     gate_rows,
@@ -189,13 +190,25 @@ def _baseline_section(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Characters of each reply shown in a flip row; report.html shows them whole.
+MAX_FLIP_REPLY_TEXT = 120
+
+
+def _short(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_FLIP_REPLY_TEXT else line[:MAX_FLIP_REPLY_TEXT] + "..."
+
+
 def _flips_section(all_flips: list[dict[str, Any]]) -> list[str]:
     lines = ["", f"### Flips ({len(all_flips)})", ""]
     if not all_flips:
         lines.append("No sample changed between correct and wrong.")
         return lines
     listed = all_flips[:MAX_MARKDOWN_FLIPS]
-    lines.extend(_table(list(FLIP_COLUMNS), {"Repeat"}, [flip_row(flip) for flip in listed]))
+    columns = [*FLIP_COLUMNS, "Baseline reply", "Current reply"]
+    rows = [[*flip_row(flip), _short(flip_reply(flip.get("baseline_reply"))),
+             _short(flip_reply(flip.get("current_reply")))] for flip in listed]
+    lines.extend(_table(columns, {"Repeat"}, rows))
     if len(all_flips) > len(listed):
         lines.extend(["", f"{len(all_flips) - len(listed)} more flips are listed in "
                           "report.html and results.json."])
