@@ -34,14 +34,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "merge":
             named = [(path, load_document(path)) for path in args.results]
+            for path, loaded in named:
+                _check_complete(loaded, path)
             document = merge_documents(named, args.report_dir)
             done = f"merged {len(document['samples'])} samples from {len(named)} files"
         else:
-            document = rebuild_document(load_document(args.results), args.report_dir)
+            loaded = load_document(args.results)
+            _check_complete(loaded, args.results)
+            document = rebuild_document(loaded, args.report_dir)
             done = f"re-rendered {len(document['samples'])} samples of {args.results}"
         baseline = load_baseline(args.baseline) if args.baseline else None
     except (MergeError, BaselineError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.max_regression is not None and baseline is None and not document.get("baseline"):
+        print("error: --max-regression needs a baseline: pass --baseline FILE with the "
+              "results.json of an earlier run", file=sys.stderr)
         return 2
     settings = _settings(args, document["config"])
     apply_gates(document, settings, baseline, str(args.baseline or ""))
@@ -57,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"{done}; reports: {', '.join(path.name for path in paths)} in {args.report_dir}")
     return 1 if any(not gate["passed"] for gate in document["gates"]) else 0
+
+
+def _check_complete(document: dict[str, Any], path: Path) -> None:
+    """Refuse to gate the results of an interrupted run: their samples are a part only."""
+    if document.get("interrupted"):
+        raise MergeError(f"{path} is from an interrupted run; run it again to the end (the "
+                         "response cache keeps the replies that arrived) before merging or "
+                         "gating it")
 
 
 def _parser() -> argparse.ArgumentParser:

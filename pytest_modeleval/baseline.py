@@ -46,7 +46,27 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("samples"), list):
         raise BaselineError(f"--baseline {path} is not a pytest-modeleval results.json "
                             "(no samples list); pass the results.json of an earlier run")
+    for index, sample in enumerate(document["samples"]):
+        problem = _sample_problem(sample)
+        if problem:
+            raise BaselineError(f"--baseline {path}: sample {index} {problem}; pass the "
+                                "results.json of an earlier run, unedited")
     return document
+
+
+def _sample_problem(sample: Any) -> str:
+    """Say what makes a baseline sample unusable, or return "" when it is fine."""
+    if not isinstance(sample, dict):
+        return f"is {type(sample).__name__}, not an object"
+    for name in ("benchmark", "subset", "sample_id", "outcome"):
+        if not isinstance(sample.get(name), str):
+            return f"has no text field {name!r}"
+    score = sample.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        return f"has score {score!r}, not a number"
+    if not isinstance(sample.get("repeat", 0), int):
+        return f"has repeat {sample.get('repeat')!r}, not an integer"
+    return ""
 
 
 def compare(current: dict[str, Any], baseline: dict[str, Any], path: str) -> dict[str, Any]:

@@ -102,6 +102,13 @@ class Endpoint:
     base_url: str
     api_key_env: str
 
+    def __repr__(self) -> str:
+        # Shown in failed assertions of users' tests; a URL may carry a password.
+        from .options import public_url
+
+        return (f"Endpoint(model={self.model!r}, base_url={public_url(self.base_url)!r}, "
+                f"api_key_env={self.api_key_env!r})")
+
 
 @dataclass
 class ChatClient:

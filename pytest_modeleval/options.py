@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -94,7 +95,7 @@ class JudgeSettings:
     gen: GenerationSettings = field(default_factory=GenerationSettings)
 
     def public_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "base_url": self.base_url,
+        return {"model": self.model, "base_url": public_url(self.base_url),
                 "api_key_env": self.api_key_env, "gen": self.gen.as_dict()}
 
 
@@ -148,7 +149,7 @@ class RunConfig:
         """Return the settings for results.json: names of secrets, never their values."""
         return {
             "model": self.model,
-            "base_url": self.base_url,
+            "base_url": public_url(self.base_url),
             "api_key_env": self.api_key_env,
             "concurrency": self.concurrency,
             "max_retries": self.max_retries,
@@ -162,7 +163,8 @@ class RunConfig:
             "cache_dir": self.cache_dir,
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             "repeats": self.repeats,
-            "judge": ({**self.judge.public_dict(), "base_url": self.judge.base_url or self.base_url}
+            "judge": ({**self.judge.public_dict(),
+                       "base_url": public_url(self.judge.base_url or self.base_url)}
                       if self.judge else None),
             "datasets": dict(self.datasets),
             "judge_templates": dict(self.judge_templates),
@@ -171,6 +173,22 @@ class RunConfig:
             "alpha": self.alpha,
             "max_error_rate": self.max_error_rate,
         }
+
+
+def public_url(url: str | None) -> str | None:
+    """Return a URL without user info, query and fragment, which may hold credentials."""
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # --- value parsers: each raises ValueError with a message naming the value and the fix ---

@@ -243,8 +243,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         report.user_properties.append((RECORD_PROPERTY, record.to_dict()))
         # --junitxml writes the properties of the teardown report, which copies the
         # item's; the record above stays on this report alone and so out of the XML.
-        item.user_properties.extend([("benchmark", record.benchmark),
-                                     ("subset", record.subset), ("score", record.score)])
+        properties = [("benchmark", record.benchmark), ("subset", record.subset)]
+        if record.score is not None:  # an error or unscored sample has no score
+            properties.append(("score", record.score))
+        item.user_properties.extend(properties)
     if call.excinfo is not None and call.excinfo.errisinstance((SampleWrong, SampleServerError)):
         kind = "wrong" if call.excinfo.errisinstance(SampleWrong) else "server error"
         report.longrepr = f"{record.benchmark}/{record.subset} {record.sample_id}: {kind}: " \
@@ -386,6 +388,9 @@ class EvaluationSession:
         document = build_document(samples, config.public_dict(),
                                   time.monotonic() - self.run.started, self.run.versions)
         apply_gates(document, settings, self.baseline, config.baseline or "")
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            # Ctrl-C: the reports cover only the samples that finished.
+            document["interrupted"] = True
         self.run.document = document
         try:
             self.report_paths = write_reports(document, Path(config.report_dir))

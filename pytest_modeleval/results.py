@@ -98,8 +98,10 @@ def _subset_rows(by_subset: dict[tuple[str, str], list[dict[str, Any]]],
     for benchmark in benchmarks:
         suite = _suite(benchmark)
         order = suite.subsets if suite is not None else ()
+        # Subsets the suite does not list (all of a user's benchmark) go by name,
+        # so that the order does not depend on which xdist worker finished first.
         subsets = sorted((s for b, s in by_subset if b == benchmark),
-                         key=lambda s: order.index(s) if s in order else len(order))
+                         key=lambda s: (order.index(s) if s in order else len(order), s))
         per_metric: dict[str, list[dict[str, Any]]] = {}
         for subset in subsets:
             records = by_subset[(benchmark, subset)]

@@ -63,7 +63,10 @@ def estimate(values: Sequence[tuple[object, float]]) -> Estimate | None:
     is sd(problem means) / sqrt(k) when every problem has the same count.
     When every problem has one score of 0 or 1, the interval is Wilson's.
     Otherwise (repeats, partial credit) it is the normal interval, clipped to
-    [0, 1] when all scores lie there. Returns None for no values.
+    [0, 1] when all scores lie there; when every problem has the same mean,
+    which gives SE 0, it is Wilson's over the problems instead, so that a
+    subset scored 1.0 on every repeat is not reported as exact.
+    Returns None for no values.
     """
     if not values:
         return None
@@ -82,6 +85,9 @@ def estimate(values: Sequence[tuple[object, float]]) -> Estimate | None:
     if stderr is None:
         return Estimate(mean, None, None)
     bounded = all(0.0 <= value <= 1.0 for _, value in values)
+    if stderr == 0 and bounded:
+        problems = len(clusters)
+        return Estimate(mean, stderr, wilson_interval(round(mean * problems), problems))
     return Estimate(mean, stderr, normal_interval(mean, stderr, bounded))
 
 

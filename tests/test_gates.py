@@ -276,3 +276,58 @@ def test_junit_properties_with_xdist(pytester: pytest.Pytester) -> None:
     assert xml.count('<property name="score" value="1.0" />') == 19
     assert "modeleval_record" not in xml
     assert len(load_results(report_dir)["samples"]) == 20
+
+
+@pytest.mark.parametrize("samples", [[1, "x", None], [{"benchmark": "quiz"}],
+                                     [{"benchmark": "quiz", "subset": "all", "sample_id": "q1",
+                                       "outcome": "correct", "score": "high"}]])
+def test_malformed_baseline_is_usage_error(pytester: pytest.Pytester, samples: list) -> None:
+    write_quiz(pytester)
+    (pytester.path / "bad.json").write_text(json.dumps({"samples": samples}), encoding="utf-8")
+    result = run_quiz(pytester, pytester.path / "report", frozenset(), "--baseline=bad.json",
+                      "--max-regression", "0.02")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--baseline bad.json: sample 0 *; pass the results.json of "
+                                 "an earlier run, unedited*"])
+    assert not (pytester.path / "report").exists()
+
+
+def test_report_command_needs_baseline_for_regression(baseline: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    status = main(["report", str(baseline), "--max-regression", "0.02", "--report-dir",
+                   str(tmp_path / "out")])
+    assert status == 2
+    assert "--max-regression needs a baseline" in capsys.readouterr().err
+
+
+def test_report_command_refuses_interrupted_run(baseline: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(baseline.read_text(encoding="utf-8"))
+    document["interrupted"] = True
+    partial = tmp_path / "results.json"
+    partial.write_text(json.dumps(document), encoding="utf-8")
+    assert main(["report", str(partial), "--report-dir", str(tmp_path / "out")]) == 2
+    assert "is from an interrupted run" in capsys.readouterr().err
+    assert main(["merge", str(partial), "--report-dir", str(tmp_path / "out")]) == 2
+
+
+def test_base_url_credentials_kept_out_of_reports(pytester: pytest.Pytester) -> None:
+    write_quiz(pytester)
+    pytester.makepyfile(test_quiz=TEST_MODULE.replace(
+        'assert sample["answer"] in model.chat(sample["question"]).text',
+        'assert sample["answer"] == model'))
+    report_dir = pytester.path / "report"
+    with ScriptedServer(quiz_model(frozenset())) as server:
+        plain_url = server.url
+        url = plain_url.replace("http://", "http://bob:PASSW0RDxyz@") + "?token=QUERYSECRET"
+        result = pytester.runpytest("-p", "no:cacheprovider", "--model", "m", "--base-url", url,
+                                    f"--report-dir={report_dir}", "--no-cache", "-k", "q00",
+                                    f"--junitxml={report_dir / 'junit.xml'}")
+    assert result.parseoutcomes()["failed"] == 10
+    output = result.stdout.str() + result.stderr.str()
+    for secret in ("PASSW0RDxyz", "QUERYSECRET"):
+        assert secret not in output
+        for path in report_dir.iterdir():
+            assert secret not in path.read_text(encoding="utf-8"), path
+    assert load_results(report_dir)["config"]["base_url"] == plain_url

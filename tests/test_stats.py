@@ -154,3 +154,11 @@ def test_compare_warns_on_partial_pairing_and_versions() -> None:
         "sha256:bbb in this run",
         "quiz/a: 3 paired samples, of 3 scored in the baseline and 5 in this run",
     ]
+
+
+def test_all_correct_repeats_keep_interval_width() -> None:
+    repeated = estimate([(problem, 1.0) for problem in range(200) for _ in range(3)])
+    single = estimate([(problem, 1.0) for problem in range(200)])
+    assert repeated is not None and single is not None
+    assert repeated.ci == single.ci
+    assert repeated.ci[0] < 0.99

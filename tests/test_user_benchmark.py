@@ -170,3 +170,27 @@ def test_capitals(sample, model):
     records = load_results(report_dir)["samples"]
     assert {r["outcome"] for r in records} == {"error"}
     assert records[0]["explanation"] == "KeyError: 'nope'"
+
+
+def test_interrupted_run_is_marked(pytester: pytest.Pytester) -> None:
+    write_benchmark(pytester)
+    pytester.makepyfile(test_capitals='''
+import pytest
+
+@pytest.mark.modeleval_data("capitals.jsonl", subset="continent", id="id")
+def test_capitals(sample, model):
+    if sample["id"] == "jp":
+        raise KeyboardInterrupt
+    assert sample["answer"] in model.chat(sample["question"]).text
+''')
+    report_dir = pytester.path / "report"
+    with ScriptedServer(capital_reply) as server:
+        # In a subprocess: in process, the interrupt would stop this test session too.
+        result = pytester.runpytest_subprocess(*run_args(server.url, report_dir, "-p",
+                                                         "no:xdist"))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    document = load_results(report_dir)
+    assert document["interrupted"] is True
+    assert len(document["samples"]) == 2
+    assert "This run was interrupted" in (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "This run was interrupted" in (report_dir / "report.html").read_text(encoding="utf-8")

@@ -32,6 +32,7 @@ from pytest_modeleval.report.markdown import (
     url_host,
 )
 from pytest_modeleval.report.table import (
+    INTERRUPTED_NOTE,
     MISSING,
     RIGHT_ALIGNED_COLUMNS,
     as_dict,
@@ -95,6 +96,7 @@ def _context(document: dict[str, Any]) -> dict[str, Any]:
     samples = [_sample(item) for item in dict_items(document.get("samples"))]
     return {
         "model": model_name(document),
+        "interrupted": INTERRUPTED_NOTE if document.get("interrupted") else "",
         "base_url": _config_value(config.get("base_url")),
         "host": format_text(url_host(config.get("base_url"))),
         "created_at": format_text(document.get("created_at")),

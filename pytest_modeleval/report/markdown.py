@@ -22,6 +22,7 @@ from pytest_modeleval.report.comparison import (
     score_table,
 )
 from pytest_modeleval.report.table import (
+    INTERRUPTED_NOTE,
     RIGHT_ALIGNED_COLUMNS,
     as_dict,
     dict_items,
@@ -237,6 +238,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     """Render the results document as a GitHub-flavoured Markdown report."""
     title = f"# modeleval report: {escape_markdown(model_name(document))}"
     lines = [title, "", _run_line(document)]
+    if document.get("interrupted"):
+        lines.extend(["", f"**{INTERRUPTED_NOTE}**"])
     lines.extend(_versions_line(document))
     lines.append("")
     lines.extend(_scores_section(document))

@@ -6,6 +6,8 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+INTERRUPTED_NOTE = ("This run was interrupted: the report covers only the samples that "
+                    "finished.")
 COLUMNS = ("Model", "Dataset", "Metric", "Subset", "Num", "Score", "Cat.0")
 RIGHT_ALIGNED_COLUMNS = frozenset({"Num", "Score"})
 MISSING = "-"
