@@ -888,3 +888,17 @@ def test_html_sample_request(document: dict[str, Any]) -> None:
         ("label", "Tools"),
         ("pre", "math.factorial, math.gcd"),
     ]
+
+
+def test_chart_cuts_long_labels_and_keeps_tooltip() -> None:
+    from pytest_modeleval.report.chart import MAX_LABEL_COLUMNS, build_chart
+    from pytest_modeleval.report.table import display_width
+
+    subset = "工程、技术与应用科学" * 3
+    chart = build_chart({"subsets": [{"benchmark": "chinese_simpleqa", "subset": subset,
+                                      "metric": "is_correct", "score": 0.5, "primary": True}]})
+    assert chart is not None
+    bar = chart.bars[0]
+    assert bar.label == f"chinese_simpleqa/{subset}"
+    assert bar.short_label.endswith("\u2026")
+    assert display_width(bar.short_label) <= MAX_LABEL_COLUMNS

@@ -6,10 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_modeleval.report.comparison import format_interval
-from pytest_modeleval.report.table import dict_items, format_score, format_text, is_number
+from pytest_modeleval.report.table import (
+    dict_items,
+    display_width,
+    format_score,
+    format_text,
+    is_number,
+)
 
 # Pixel sizes of the chart. Labels sit left of the bars and scores right of them.
 LABEL_WIDTH = 260
+# Columns of label text that fit in LABEL_WIDTH at the chart's 12 px font, about 7 px each.
+MAX_LABEL_COLUMNS = 36
 BAR_AREA_WIDTH = 420
 VALUE_WIDTH = 170
 ROW_HEIGHT = 22
@@ -24,6 +32,8 @@ class Bar:
     """One subset's bar: its label, score text and pixel coordinates."""
 
     label: str
+    # The label cut to fit left of the bars; the tooltip shows it whole.
+    short_label: str
     text: str
     y: float
     width: float
@@ -62,6 +72,18 @@ def _chart_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for row in rows if is_number(row.get("score"))]
 
 
+def _fit(label: str) -> str:
+    """Cut a label to the width left of the bars, counting wide characters twice."""
+    if display_width(label) <= MAX_LABEL_COLUMNS:
+        return label
+    kept = ""
+    for char in label:
+        if display_width(kept + char) > MAX_LABEL_COLUMNS - 1:
+            break
+        kept += char
+    return kept + "\u2026"
+
+
 def build_chart(document: dict[str, Any]) -> Chart | None:
     """Lay out one horizontal bar per subset, or return None when no subset has a score."""
     rows = _chart_rows(document)
@@ -76,8 +98,10 @@ def build_chart(document: dict[str, Any]) -> Chart | None:
         if interval != "-":
             low, high = _x(ci[0]), _x(ci[1])
             text = f"{text} {interval}"
+        label = f"{format_text(row.get('benchmark'))}/{format_text(row.get('subset'))}"
         bars.append(Bar(
-            label=f"{format_text(row.get('benchmark'))}/{format_text(row.get('subset'))}",
+            label=label,
+            short_label=_fit(label),
             text=text,
             y=TOP + index * ROW_HEIGHT,
             width=_x(row["score"]),
