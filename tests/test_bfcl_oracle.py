@@ -97,6 +97,9 @@ def test_multi_turn_failure_names_turn(pytester: pytest.Pytester) -> None:
     assert len(transcript) == 4
     first_step = transcript[0]["steps"][0]
     assert first_step["calls"] == ["ls(a=True)"]
+    request = record["request"]
+    assert request["messages"][0]["content"] == transcript[0]["query"][0]["content"]
+    assert "ls" in request["tools"] and "cd" in request["tools"]
     assert first_step["results"][0].startswith('{"current_directory_content": ')
     assert transcript[0]["steps"][-1]["reply"]["content"] == multi_turn.END_OF_TURN
     assert record["prompt_tokens"] == sum(step["prompt_tokens"] for turn in transcript

@@ -78,9 +78,11 @@ class BfclV3Suite:
         return result.transcript() if isinstance(result, Conversation) else None
 
     def request_of(self, result: BfclExchange | Conversation) -> dict[str, Any] | None:
-        # A conversation's queries are in its transcript.
         if isinstance(result, Conversation):
-            return None
+            # The first turn's query (with the system prompt in prompting mode) and
+            # the tools offered at the start; later queries are in the transcript.
+            first = list(result.turns[0].query) if result.turns else []
+            return request_view(first, list(result.tools))
         return request_view(result.request.messages, result.request.tools)
 
     def metrics(self, records: list[dict[str, Any]], config: dict[str, Any]

@@ -45,6 +45,8 @@ class Conversation:
 
     turns: tuple[Turn, ...]
     force_quit: bool = False
+    # The tools offered at the start (later turns may add held-out ones).
+    tools: tuple[dict[str, Any], ...] = ()
 
     def decoded_calls(self) -> list[list[list[str]]]:
         """Per turn, the call lists of the steps that decoded to calls (the checker's input)."""
@@ -77,6 +79,7 @@ def run_conversation(case: BfclCase, client: Chat, mode: str, underscore_to_dot:
                            is_long_context(entry["id"]))
     questions = entry["question"]
     dialogue = _Dialogue(client, mode, functions, underscore_to_dot)
+    opening_tools = tuple(dialogue.tools or ())
     if mode == "prompt":
         questions[0] = bfcl.system_prompt(questions[0], functions, entry["id"])
     turns = []
@@ -89,8 +92,8 @@ def run_conversation(case: BfclCase, client: Chat, mode: str, underscore_to_dot:
             raise ServerError(f"turn {index}: {error}") from None
         turns.append(Turn(tuple(query), tuple(steps)))
         if force_quit:
-            return Conversation(tuple(turns), force_quit=True)
-    return Conversation(tuple(turns))
+            return Conversation(tuple(turns), force_quit=True, tools=opening_tools)
+    return Conversation(tuple(turns), tools=opening_tools)
 
 
 class _Dialogue:
