@@ -331,3 +331,15 @@ def test_base_url_credentials_kept_out_of_reports(pytester: pytest.Pytester) -> 
         for path in report_dir.iterdir():
             assert secret not in path.read_text(encoding="utf-8"), path
     assert load_results(report_dir)["config"]["base_url"] == plain_url
+
+
+def test_misspelled_gate_key_fails_with_strict_config(pytester: pytest.Pytester) -> None:
+    write_quiz(pytester)
+    pytester.makeini("""
+        [pytest]
+        addopts = --strict-config
+        modeleval_treshold = quiz/all>=0.99
+    """)
+    result = run_quiz(pytester, pytester.path / "report", frozenset())
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Unknown config option: modeleval_treshold*"])
