@@ -44,7 +44,8 @@ def evaluate_thresholds(thresholds: tuple[Threshold, ...], document: dict[str, A
     measured = _measured_scores(document)
     rows = []
     for threshold in thresholds:
-        value, note = measured.get((threshold.benchmark, threshold.target), (None, "did not run"))
+        value, note = measured.get((threshold.benchmark, threshold.target),
+                                   (None, _absent(threshold, measured)))
         passed = value is not None and _COMPARE[threshold.op](value, threshold.bound)
         rows.append({
             "expression": threshold.expression, "benchmark": threshold.benchmark,
@@ -64,6 +65,15 @@ def _measured_scores(document: dict[str, Any]) -> dict[tuple[str, str], tuple[fl
         note = f"partial: missing {', '.join(row['missing'])}" if row["partial"] else ""
         measured.setdefault((row["benchmark"], row["name"]), (row["score"], note))
     return measured
+
+
+def _absent(threshold: Threshold, measured: dict[tuple[str, str], Any]) -> str:
+    """Say why a threshold's target has no row: its benchmark did not run, or a misspelling."""
+    targets = [target for benchmark, target in measured if benchmark == threshold.benchmark]
+    if not targets:
+        return "did not run"
+    return (f"{threshold.benchmark} has no subset or roll-up {threshold.target!r}; "
+            f"valid: {', '.join(targets)}")
 
 
 def describe_failure(row: dict[str, Any]) -> str:

@@ -194,3 +194,15 @@ def test_capitals(sample, model):
     assert len(document["samples"]) == 2
     assert "This run was interrupted" in (report_dir / "report.md").read_text(encoding="utf-8")
     assert "This run was interrupted" in (report_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_threshold_on_misspelled_target_lists_valid_ones(pytester: pytest.Pytester) -> None:
+    write_benchmark(pytester)
+    report_dir = pytester.path / "report"
+    with ScriptedServer(capital_reply) as server:
+        result = pytester.runpytest(*run_args(server.url, report_dir,
+                                              "--threshold", "capitals/OVERAL>=0.5"))
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["threshold failed: capitals/OVERAL>=0.5 (capitals/OVERAL not "
+                                 "measured: capitals has no subset or roll-up 'OVERAL'; valid: "
+                                 "Africa, Asia, Europe, OVERALL)*"])
