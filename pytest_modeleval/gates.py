@@ -44,36 +44,48 @@ def evaluate_thresholds(thresholds: tuple[Threshold, ...], document: dict[str, A
     measured = _measured_scores(document)
     rows = []
     for threshold in thresholds:
-        value, note = measured.get((threshold.benchmark, threshold.target),
+        value, note = measured.get((threshold.benchmark, threshold.target, threshold.metric),
                                    (None, _absent(threshold, measured)))
         passed = value is not None and _COMPARE[threshold.op](value, threshold.bound)
         rows.append({
             "expression": threshold.expression, "benchmark": threshold.benchmark,
-            "target": threshold.target, "op": threshold.op, "bound": threshold.bound,
+            "target": threshold.target, "metric": threshold.metric,
+            "op": threshold.op, "bound": threshold.bound,
             "value": value, "passed": passed, "note": "" if value is not None else note,
         })
     return rows
 
 
-def _measured_scores(document: dict[str, Any]) -> dict[tuple[str, str], tuple[float | None, str]]:
-    measured: dict[tuple[str, str], tuple[float | None, str]] = {}
-    # A subset or roll-up with several metrics is gated on its first one.
-    for row in document["subsets"]:
-        note = "" if row["score"] is not None else "no scored sample"
-        measured.setdefault((row["benchmark"], row["subset"]), (row["score"], note))
-    for row in document["rollups"]:
-        note = f"partial: missing {', '.join(row['missing'])}" if row["partial"] else ""
-        measured.setdefault((row["benchmark"], row["name"]), (row["score"], note))
+MeasuredKey = tuple[str, str, "str | None"]
+
+
+def _measured_scores(document: dict[str, Any]) -> dict[MeasuredKey, tuple[float | None, str]]:
+    """Map (benchmark, target, metric) to (score, note); metric None is the first metric."""
+    measured: dict[MeasuredKey, tuple[float | None, str]] = {}
+    rows = [(row, row["subset"], "no scored sample") for row in document["subsets"]] + [
+        (row, row["name"], f"partial: missing {', '.join(row['missing'])}"
+         if row["partial"] else "") for row in document["rollups"]]
+    for row, target, empty_note in rows:
+        note = "" if row["score"] is not None else empty_note
+        # A subset or roll-up with several metrics is gated on its first one by default.
+        measured.setdefault((row["benchmark"], target, None), (row["score"], note))
+        measured.setdefault((row["benchmark"], target, row.get("metric")), (row["score"], note))
     return measured
 
 
-def _absent(threshold: Threshold, measured: dict[tuple[str, str], Any]) -> str:
+def _absent(threshold: Threshold, measured: dict[MeasuredKey, Any]) -> str:
     """Say why a threshold's target has no row: its benchmark did not run, or a misspelling."""
-    targets = [target for benchmark, target in measured if benchmark == threshold.benchmark]
+    targets = list(dict.fromkeys(target for benchmark, target, _ in measured
+                                 if benchmark == threshold.benchmark))
     if not targets:
         return "did not run"
-    return (f"{threshold.benchmark} has no subset or roll-up {threshold.target!r}; "
-            f"valid: {', '.join(targets)}")
+    if threshold.target not in targets:
+        return (f"{threshold.benchmark} has no subset or roll-up {threshold.target!r}; "
+                f"valid: {', '.join(targets)}")
+    metrics = [metric for benchmark, target, metric in measured if metric is not None
+               and (benchmark, target) == (threshold.benchmark, threshold.target)]
+    return (f"{threshold.benchmark}/{threshold.target} has no metric {threshold.metric!r}; "
+            f"valid: {', '.join(metrics)}")
 
 
 def describe_failure(row: dict[str, Any]) -> str:
@@ -130,7 +142,7 @@ def evaluate_gates(settings: GateSettings, document: dict[str, Any]) -> list[dic
 
 
 def _threshold_gate(row: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    ci = _target_intervals(document).get((row["benchmark"], row["target"]))
+    ci = _target_intervals(document).get((row["benchmark"], row["target"], row.get("metric")))
     noise = _inside(row["bound"], ci)
     if not row["passed"]:
         message = describe_failure(row)
@@ -145,13 +157,14 @@ def _threshold_gate(row: dict[str, Any], document: dict[str, Any]) -> dict[str, 
             "value": row["value"], "bound": row["bound"], "noise": noise, "message": message}
 
 
-def _target_intervals(document: dict[str, Any]) -> dict[tuple[str, str], Any]:
-    """Return the 95 % interval of each threshold target's first metric, as thresholds read."""
-    intervals: dict[tuple[str, str], Any] = {}
-    for row in document["subsets"]:
-        intervals.setdefault((row["benchmark"], row["subset"]), row.get("ci"))
-    for row in document["rollups"]:
-        intervals.setdefault((row["benchmark"], row["name"]), row.get("ci"))
+def _target_intervals(document: dict[str, Any]) -> dict[MeasuredKey, Any]:
+    """Return the 95 % interval of each threshold target, keyed as `_measured_scores`."""
+    intervals: dict[MeasuredKey, Any] = {}
+    rows = [(row, row["subset"]) for row in document["subsets"]] + [
+        (row, row["name"]) for row in document["rollups"]]
+    for row, target in rows:
+        intervals.setdefault((row["benchmark"], target, None), row.get("ci"))
+        intervals.setdefault((row["benchmark"], target, row.get("metric")), row.get("ci"))
     return intervals
 
 

@@ -54,8 +54,8 @@ RESERVED_GEN_KEYS = {
 
 BfclMode = Literal["fc", "prompt"]
 _THRESHOLD_RE = re.compile(
-    r"^\s*(?P<benchmark>[A-Za-z0-9_.-]+)/(?P<target>[^<>=!\s]|[^<>=!\s][^<>=!]*[^<>=!\s])"
-    r"\s*(?P<op>>=|<=|==|>|<)\s*(?P<bound>\S+)\s*$"
+    r"^\s*(?P<benchmark>[A-Za-z0-9_.-]+)/(?P<target>[^<>=!\s\[]|[^<>=!\s\[][^<>=!\[]*[^<>=!\s\[])"
+    r"(?:\[(?P<metric>[^\]\s]+)\])?\s*(?P<op>>=|<=|==|>|<)\s*(?P<bound>\S+)\s*$"
 )
 
 
@@ -68,6 +68,8 @@ class Threshold:
     target: str
     op: str
     bound: float
+    # A metric other than the target's first, such as f1 in simple_qa/OVERALL[f1]>=0.3.
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -324,9 +326,11 @@ def parse_threshold(text: str) -> Threshold:
     if match is None or bound is None:
         raise ValueError(
             f"invalid threshold {text!r}: expected BENCHMARK/SUBSET OP NUMBER "
-            "such as bfcl_v3/simple>=0.9 (OP is one of >=, >, <=, <, ==)"
+            "such as bfcl_v3/simple>=0.9 or simple_qa/OVERALL[f1]>=0.3 (OP is one of "
+            ">=, >, <=, <, ==)"
         )
-    return Threshold(text.strip(), match["benchmark"], match["target"], match["op"], bound)
+    return Threshold(text.strip(), match["benchmark"], match["target"], match["op"], bound,
+                     match["metric"])
 
 
 def build_generation_settings(items: list[tuple[str, Any]]) -> GenerationSettings:
@@ -397,10 +401,10 @@ def register(parser: pytest.Parser) -> None:
                     "math_factorial and map calls back (default: on)")
     parser.addini("modeleval_bfcl_underscore_to_dot", "default for --bfcl-underscore-to-dot",
                   type="bool", default=None)
-    add("--threshold", "linelist", "gate, repeatable: BENCHMARK/SUBSET OP NUMBER such as "
-        "bfcl_v3/simple>=0.9 or bfcl_v3/OVERALL>=0.7; any threshold makes the exit status 0 "
-        "when all pass and 1 otherwise", metavar="EXPR", action="append",
-        type=_argparse_type(parse_threshold))
+    add("--threshold", "linelist", "gate, repeatable: BENCHMARK/SUBSET[METRIC] OP NUMBER such "
+        "as bfcl_v3/simple>=0.9, bfcl_v3/OVERALL>=0.7 or simple_qa/OVERALL[f1]>=0.3; any "
+        "threshold makes the exit status 0 when all pass and 1 otherwise", metavar="EXPR",
+        action="append", type=_argparse_type(parse_threshold))
     add("--baseline", "string", "results.json of an earlier run: pair samples by benchmark, "
         "subset and sample id, report deltas and flips per subset", metavar="FILE")
     add("--max-regression", "string", "gate: fail when a subset's score drops below the "

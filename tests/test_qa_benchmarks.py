@@ -313,3 +313,22 @@ def test_partial_overall_has_no_score(pytester: pytest.Pytester) -> None:
     overall = [row for row in load_results(report_dir)["rollups"] if row["name"] == "OVERALL"]
     assert {row["score"] for row in overall} == {None}
     assert result.stdout.str().count("simple_qa OVERALL is partial") == 1
+
+
+def test_threshold_on_named_metric(pytester: pytest.Pytester) -> None:
+    add_modules(pytester, "simple_qa")
+    report_dir = pytester.path / "report"
+    oracle = QaOracle(judge_text="NOT_ATTEMPTED")
+    with ScriptedServer(oracle.script) as server:
+        result = pytester.runpytest(*qa_args(
+            server.url, report_dir, "--limit", "1",
+            "--threshold", "simple_qa/OVERALL[is_not_attempted]>=0.99",
+            "--threshold", "simple_qa/OVERALL<=0.01",
+            "--threshold", "simple_qa/Art[f2]>=0"))
+    assert result.ret == 1
+    gates = {row["expression"]: row for row in load_results(report_dir)["thresholds"]}
+    assert gates["simple_qa/OVERALL[is_not_attempted]>=0.99"]["value"] == 1.0
+    assert gates["simple_qa/OVERALL<=0.01"]["value"] == 0.0  # is_correct, the first metric
+    assert [row["passed"] for row in gates.values()] == [True, True, False]
+    result.stdout.fnmatch_lines(["*simple_qa/Art has no metric 'f2'; valid: is_correct, "
+                                 "is_incorrect, is_not_attempted, accuracy_given_attempted, f1*"])
