@@ -132,7 +132,8 @@ def evaluate_gates(settings: GateSettings, document: dict[str, Any]) -> list[dic
     The regression gate applies only with a baseline. Once any gate applies,
     the error-rate gate does too, with a bound of 0 unless given.
     """
-    gates = [_threshold_gate(row, document) for row in document["thresholds"]]
+    intervals = _target_intervals(document)
+    gates = [_threshold_gate(row, intervals) for row in document["thresholds"]]
     if settings.max_regression is not None and document.get("baseline") is not None:
         gates.extend(_regression_gates(document["baseline"], settings.max_regression,
                                        settings.alpha))
@@ -141,8 +142,8 @@ def evaluate_gates(settings: GateSettings, document: dict[str, Any]) -> list[dic
     return gates
 
 
-def _threshold_gate(row: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    ci = _target_intervals(document).get((row["benchmark"], row["target"], row.get("metric")))
+def _threshold_gate(row: dict[str, Any], intervals: dict[MeasuredKey, Any]) -> dict[str, Any]:
+    ci = intervals.get((row["benchmark"], row["target"], row.get("metric")))
     noise = _inside(row["bound"], ci)
     if not row["passed"]:
         message = describe_failure(row)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .suites import SUITE_MODULES, Sample, SampleSet, request_view
+from .suites import SUITE_MODULES, Sample, SampleSet, SubsetLimit, request_view
 
 if TYPE_CHECKING:
     import pytest
@@ -74,14 +74,13 @@ def load(spec: UserBenchmark, limit: int | None) -> SampleSet:
     rows = load_rows(spec.name, HubDataset(str(spec.path), "train"), str(spec.path),
                      origin=f"@pytest.mark.{MARKER} file {spec.path}")
     samples: list[Sample] = []
-    taken: dict[str, int] = {}
+    limit_per_subset = SubsetLimit(limit)
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows.rows):
         subset = _field(spec, row, spec.subset_field, DEFAULT_SUBSET, index)
         _field(spec, row, spec.prompt_field, "", index)
-        if limit is not None and taken.get(subset, 0) >= limit:
+        if not limit_per_subset.take(subset):
             continue
-        taken[subset] = taken.get(subset, 0) + 1
         sample_id = _field(spec, row, spec.id_field, str(index), index)
         if (subset, sample_id) in seen:
             raise ValueError(f"{spec.path}: row {index} repeats id {sample_id!r} of subset "

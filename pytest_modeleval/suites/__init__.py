@@ -143,6 +143,33 @@ class Suite(Protocol):
 
 
 
+class SubsetLimit:
+    """Count samples per subset to keep at most `limit` of each (--limit); None keeps all."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.taken: dict[str, int] = {}
+
+    def take(self, subset: str) -> bool:
+        """Return whether one more sample of `subset` fits, counting it when it does."""
+        count = self.taken.get(subset, 0)
+        if self.limit is not None and count >= self.limit:
+            return False
+        self.taken[subset] = count + 1
+        return True
+
+
+def overall_rollups(metrics: list[tuple[str, float | None]], num: int, expected: tuple[str, ...],
+                    present: dict[str, SubsetScore]) -> list[Rollup]:
+    """Return one OVERALL roll-up per metric, without a score when a subset is missing.
+
+    Over only some subsets the score would not compare with published ones.
+    """
+    missing = tuple(subset for subset in expected if subset not in present)
+    return [Rollup("OVERALL", None if missing else value, num, missing, metric)
+            for metric, value in metrics]
+
+
 def accuracy(records: list[dict[str, Any]]) -> list[tuple[str, float | None]]:
     """Mean score of the scored records, the metric of a suite without its own."""
     scores = [r["score"] for r in records

@@ -16,7 +16,9 @@ from .. import (
     Rollup,
     Sample,
     SampleSet,
+    SubsetLimit,
     SubsetScore,
+    overall_rollups,
     request_view,
     strip_thinking,
 )
@@ -55,11 +57,10 @@ class Aime25Suite:
     def load(self, config: RunConfig) -> SampleSet:
         rows = load_rows(self.name, HUB, config.dataset_path(self.name))
         samples = []
-        taken = dict.fromkeys(SUBSETS, 0)
+        limit = SubsetLimit(config.limit)
         for sample_id, subset, row in _problems(rows.rows):
-            if config.limit is not None and taken[subset] >= config.limit:
+            if not limit.take(subset):
                 continue
-            taken[subset] += 1
             data = Problem(str(require(row, "problem", sample_id, rows.source)),
                            _gold(row, sample_id, rows.source))
             samples.append(Sample(self.name, subset, sample_id, CATEGORY, data))
@@ -95,10 +96,7 @@ class Aime25Suite:
     def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
                 config: dict[str, Any]) -> list[Rollup]:
         num = sum(score.num for score in subsets.values())
-        missing = tuple(subset for subset in SUBSETS if subset not in subsets)
-        # Over only some subsets the score would not compare with published ones.
-        return [Rollup("OVERALL", None if missing else value, num, missing, metric)
-                for metric, value in subset_metrics(records, _repeats(config))]
+        return overall_rollups(subset_metrics(records, _repeats(config)), num, SUBSETS, subsets)
 
 
 def _problems(rows: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:

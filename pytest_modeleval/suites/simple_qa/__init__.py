@@ -21,7 +21,9 @@ from .. import (
     Rollup,
     Sample,
     SampleSet,
+    SubsetLimit,
     SubsetScore,
+    overall_rollups,
     request_view,
     strip_thinking,
 )
@@ -70,12 +72,11 @@ class SimpleQaSuite:
         _template(self.language, config.judge_template(self.name))  # fail before any call
         rows = load_rows(self.name, self.hub, config.dataset_path(self.name))
         samples = []
-        taken: dict[str, int] = {}
+        limit = SubsetLimit(config.limit)
         for index, row in enumerate(rows.rows):
             subset = self.subset_of(row)
-            if config.limit is not None and taken.get(subset, 0) >= config.limit:
+            if not limit.take(subset):
                 continue
-            taken[subset] = taken.get(subset, 0) + 1
             sample_id = str(row.get("id", index))
             data = Question(str(require(row, self.question_field, sample_id, rows.source)).strip(),
                             str(require(row, "answer", sample_id, rows.source)).strip())
@@ -150,10 +151,7 @@ class SimpleQaSuite:
     def rollups(self, subsets: dict[str, SubsetScore], records: list[dict[str, Any]],
                 config: dict[str, Any]) -> list[Rollup]:
         verdicts = _verdicts(records)
-        missing = tuple(subset for subset in self.subsets if subset not in subsets)
-        # Over only some subsets the score would not compare with published ones.
-        return [Rollup("OVERALL", None if missing else value, len(verdicts), missing, metric)
-                for metric, value in verdict_metrics(verdicts)]
+        return overall_rollups(verdict_metrics(verdicts), len(verdicts), self.subsets, subsets)
 
 
 @functools.lru_cache(maxsize=8)
