@@ -5,7 +5,7 @@ Each gate becomes one row of document["gates"]:
  "value": float | None, "bound": float | None, "noise": bool, "message": str}.
 "noise" is true when the bound lies inside the 95 % interval of the value, so
 the verdict could flip on a rerun. "message" is one line that names the gate
-and says by how much it passed or failed.
+and states by how much it passed or failed.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def merge_documents(named: list[tuple[Path, dict[str, Any]]], report_dir: str
     config = {**first.get("config", {}), "shard": None, "report_dir": report_dir}
     wall = max(float(d.get("totals", {}).get("wall_s") or 0.0) for _, d in named)
     document = build_document(samples, config, wall)
-    # Shards were checked to share their versions; build_document knows only its own.
+    # Shards were checked to share their versions; build_document records only its own.
     document["versions"] = first.get("versions", document["versions"])
     apply_gates(document, GateSettings.from_config(config))
     return document

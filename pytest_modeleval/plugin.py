@@ -190,13 +190,13 @@ def graded(request: pytest.FixtureRequest, modeleval_case: Case) -> Graded:
 
 @pytest.fixture
 def sample(modeleval_case: Case) -> Any:
-    """The row of a benchmark declared with @pytest.mark.modeleval_data, as a dict."""
+    """Return the row of a benchmark declared with @pytest.mark.modeleval_data, as a dict."""
     return modeleval_case.sample.data
 
 
 @pytest.fixture
 def model(request: pytest.FixtureRequest, modeleval_case: Case) -> user_benchmark.ModelHandle:
-    """A client of the model under test for a user's benchmark: model.chat(text).text."""
+    """Return a client of the model under test for a user's benchmark: model.chat(text).text."""
     run = request.config.stash[RUN_KEY]
     spec = run.user_benchmarks.get(modeleval_case.sample.benchmark)
     clients = run.clients(modeleval_case.sample.benchmark, modeleval_case.repeat,
@@ -219,7 +219,7 @@ def model(request: pytest.FixtureRequest, modeleval_case: Case) -> user_benchmar
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, modeleval_case: Case) -> user_benchmark.ModelHandle:
-    """A client of the judge model (--judge-model) for a user's benchmark."""
+    """Return a client of the judge model (--judge-model) for a user's benchmark."""
     run = request.config.stash[RUN_KEY]
     clients = run.clients(modeleval_case.sample.benchmark, modeleval_case.repeat,
                           request.node.nodeid)
@@ -241,8 +241,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         return report
     if call.when == "call" or report.failed:
         report.user_properties.append((RECORD_PROPERTY, record.to_dict()))
-        # --junitxml writes the properties of the teardown report, which copies the
-        # item's; the record above stays on this report alone and so out of the XML.
+        # --junitxml writes the teardown report's properties, which are the item's.
+        # The record above is on this report alone, so it stays out of the XML.
         properties = [("benchmark", record.benchmark), ("subset", record.subset)]
         if record.score is not None:  # an error or unscored sample has no score
             properties.append(("score", record.score))

@@ -90,7 +90,7 @@ def build_document(samples: list[dict[str, Any]], config: dict[str, Any], wall_s
 
 def _subset_rows(by_subset: dict[tuple[str, str], list[dict[str, Any]]],
                  benchmarks: list[str], config: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per subset and metric; a benchmark's rows are grouped by metric.
+    """Build one row per subset and metric, a benchmark's rows grouped by metric.
 
     The first metric of a subset is its score, the one thresholds check.
     """

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-# What pytest's -k grammar reads as one name.
+# The characters that pytest's -k grammar reads as one name.
 _NAME = re.compile(r"[\w:+\-.\[\]\\/]+")
 _OPERATORS = frozenset({"and", "or", "not", "True", "False"})
 # More free names than this are not enumerated; the function is then loaded.
@@ -25,7 +25,7 @@ MAX_FREE_NAMES = 8
 def may_select(metafunc: pytest.Metafunc, subsets: tuple[str, ...], id_chars: str) -> bool:
     """Return False only when -k cannot select any item of this function.
 
-    `id_chars` holds every character a sample id of the benchmark may contain.
+    `id_chars` lists every character a sample id of the benchmark may contain.
     """
     expression = (metafunc.config.option.keyword or "").strip()
     if not expression:

@@ -63,9 +63,9 @@ def estimate(values: Sequence[tuple[object, float]]) -> Estimate | None:
     is sd(problem means) / sqrt(k) when every problem has the same count.
     When every problem has one score of 0 or 1, the interval is Wilson's.
     Otherwise (repeats, partial credit) it is the normal interval, clipped to
-    [0, 1] when all scores lie there; when every problem has the same mean,
-    which gives SE 0, it is Wilson's over the problems instead, so that a
-    subset scored 1.0 on every repeat is not reported as exact.
+    [0, 1] when all scores lie there. When every problem has the same mean,
+    the SE is 0, so the interval is Wilson's over the problems instead: a
+    subset scored 1.0 on every repeat is then not reported as exact.
     Returns None for no values.
     """
     if not values:

@@ -33,7 +33,7 @@ MARKER_HELP = (f"{MARKER}(path, subset=FIELD, prompt=FIELD, id=FIELD, name=NAME)
 
 @dataclass(frozen=True)
 class UserBenchmark:
-    """What a `modeleval_data` marker declares."""
+    """The data file and fields that a `modeleval_data` marker declares."""
 
     name: str
     path: Path

@@ -67,7 +67,7 @@ class QaOracle:
     answer: Callable[[str, str, int], str] | None = None
 
     def handles(self, body: dict) -> bool:
-        """Whether the request is for the judge or asks one of the known questions."""
+        """Return whether the request is for the judge or contains one of the known questions."""
         if body.get("model") == JUDGE_MODEL:
             return True
         messages = body.get("messages") or [{}]

@@ -99,7 +99,8 @@ def test_multi_turn_failure_names_turn(pytester: pytest.Pytester) -> None:
     assert first_step["calls"] == ["ls(a=True)"]
     request = record["request"]
     assert request["messages"][0]["content"] == transcript[0]["query"][0]["content"]
-    assert "ls" in request["tools"] and "cd" in request["tools"]
+    assert "ls" in request["tools"]
+    assert "cd" in request["tools"]
     assert first_step["results"][0].startswith('{"current_directory_content": ')
     assert transcript[0]["steps"][-1]["reply"]["content"] == multi_turn.END_OF_TURN
     assert record["prompt_tokens"] == sum(step["prompt_tokens"] for turn in transcript

@@ -86,7 +86,8 @@ def test_gold_answers_and_correct_judge_score_one(pytester: pytest.Pytester,
     aime_first = next(s for s in document["samples"]
                       if s["benchmark"] == "aime25" and s["sample_id"] == "0")
     prompt = aime_first["request"]["messages"][0]["content"]
-    assert prompt.startswith("Find the sum of all integer bases") and "\\boxed{}" in prompt
+    assert prompt.startswith("Find the sum of all integer bases")
+    assert "\\boxed{}" in prompt
     versions = document["versions"]
     assert versions["aime25_data"].startswith("aime25.jsonl sha256:b4e273c0")
     assert versions["simple_qa_data"].startswith("simple_qa.csv sha256:feee3f7e")

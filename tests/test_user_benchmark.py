@@ -16,7 +16,7 @@ ROWS = [
     {"id": "cn", "continent": "Asia", "question": "Capital of China?", "answer": "Beijing"},
     {"id": "ke", "continent": "Africa", "question": "Capital of Kenya?", "answer": "Nairobi"},
 ]
-# The scripted model knows every capital but Germany's and China's.
+# The scripted model gives every capital but Germany's and China's.
 KNOWN = {"France": "Paris", "Japan": "Tokyo", "Kenya": "It is Nairobi."}
 
 TEST_MODULE = '''
@@ -71,7 +71,8 @@ def test_user_benchmark_scores_and_reports(pytester: pytest.Pytester, xdist: lis
     assert [row["passed"] for row in document["thresholds"]] == [True, False]
     for name in ("report.md", "report.html"):
         text = (report_dir / name).read_text(encoding="utf-8")
-        assert "capitals" in text and "Africa" in text
+        assert "capitals" in text
+        assert "Africa" in text
     result.stdout.fnmatch_lines(["*| capitals | accuracy | Europe *|   2 | 0.5000 |*",
                                  "threshold failed: capitals/Asia>=0.6*"])
 

@@ -60,8 +60,8 @@ class Clients:
 class Grade:
     """The verdict on one reply. `score` is None when the reply could not be scored.
 
-    `details` holds what the suite's metrics need besides the score, such as
-    the judge's verdict or the extracted answer; it must be JSON builtins.
+    `details` contains what the suite's metrics need besides the score, such as
+    the judge's verdict or the extracted answer. It must be JSON builtins.
     """
 
     outcome: Outcome

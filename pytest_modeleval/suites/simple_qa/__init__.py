@@ -161,7 +161,7 @@ def _template(language: Language, path: str | None) -> Any:
 
 
 def _verdicts(records: list[dict[str, Any]]) -> list[Any]:
-    """The judge's verdicts of the graded records; errors and unscored ones are left out."""
+    """Return the judge's verdicts of the graded records, leaving out errors and unscored ones."""
     verdicts = []
     for record in records:
         verdict = (record.get("details") or {}).get("verdict")
